@@ -1,0 +1,394 @@
+//! The C ABI between the host and an imp library.
+//!
+//! Everything here is `#[repr(C)]` and free of Rust-specific types. Imp
+//! authors never touch this module: `imp::export!` generates the table and
+//! the host's loader reads it.
+//!
+//! Ownership rules:
+//! - [`BytesRef`] is borrowed for the duration of one call.
+//! - [`ImpBytes`] is allocated by the imp and freed by the host through
+//!   [`LibraryTable::free_bytes`] (the side that allocated frees).
+//! - [`RtEvent`] buffers are owned by the caller (the engine).
+
+use core::ffi::c_void;
+use core::mem::{align_of, offset_of, size_of};
+
+/// Version of this ABI. Bumped on any change of meaning that the layout
+/// fingerprint cannot see (for example a new rule about who frees what).
+pub const ABI_VERSION: u32 = 1;
+
+/// Name of the one symbol every imp library exports.
+pub const ENTRY_SYMBOL: &[u8] = b"impresario_imp_library\0";
+
+/// Size of the buffer through which an RT part hands its transient state
+/// (held notes, arpeggiator phase, ...) to its successor during a hot swap.
+pub const TRANSIENT_BYTES: usize = 4096;
+
+/// Result of every exported function.
+pub type Status = u32;
+/// The call succeeded.
+pub const STATUS_OK: Status = 0;
+/// The call failed; the error buffer holds a message.
+pub const STATUS_ERROR: Status = 1;
+/// `thaw` only: the imp cannot run yet (its device is absent); retry later.
+pub const STATUS_NOT_READY: Status = 2;
+/// The imp panicked; the error buffer holds the panic message.
+pub const STATUS_PANICKED: Status = 3;
+
+/// Borrowed bytes, valid for one call. `present == 0` means "none" (an
+/// absent token or frozen state), which is not the same as empty.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BytesRef {
+    /// Start of the bytes (may be dangling when `len == 0`).
+    pub ptr: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+    /// 1 when the value is present, 0 for "none".
+    pub present: u8,
+}
+
+impl BytesRef {
+    /// The absent value.
+    pub const NONE: BytesRef = BytesRef {
+        ptr: core::ptr::null(),
+        len: 0,
+        present: 0,
+    };
+
+    /// Borrows a slice.
+    pub fn from_slice(bytes: &[u8]) -> BytesRef {
+        BytesRef {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+            present: 1,
+        }
+    }
+
+    /// Borrows an optional slice.
+    pub fn from_option(bytes: Option<&[u8]>) -> BytesRef {
+        bytes.map_or(Self::NONE, Self::from_slice)
+    }
+
+    /// # Safety
+    /// `ptr` must be valid for `len` bytes for the lifetime `'a`.
+    pub unsafe fn as_option<'a>(self) -> Option<&'a [u8]> {
+        if self.present == 0 {
+            None
+        } else if self.len == 0 {
+            Some(&[])
+        } else {
+            Some(core::slice::from_raw_parts(self.ptr, self.len))
+        }
+    }
+}
+
+/// Bytes allocated by the imp and handed to the host, which frees them with
+/// [`LibraryTable::free_bytes`]. All zero means "nothing".
+#[repr(C)]
+#[derive(Debug)]
+pub struct ImpBytes {
+    /// Start of the allocation (null when empty).
+    pub ptr: *mut u8,
+    /// Number of initialised bytes.
+    pub len: usize,
+    /// Capacity of the allocation.
+    pub cap: usize,
+}
+
+impl ImpBytes {
+    /// The empty value.
+    pub const EMPTY: ImpBytes = ImpBytes {
+        ptr: core::ptr::null_mut(),
+        len: 0,
+        cap: 0,
+    };
+}
+
+/// Static UTF-8 text inside the library image (name, build id).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StrRef {
+    /// Start of the text.
+    pub ptr: *const u8,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+// SAFETY: a StrRef only ever points at 'static, immutable text.
+unsafe impl Sync for StrRef {}
+
+impl StrRef {
+    /// Wraps static text.
+    pub const fn new(s: &'static str) -> StrRef {
+        StrRef {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
+    }
+
+    /// # Safety
+    /// The text must be valid UTF-8 that lives as long as `'a`.
+    pub unsafe fn as_str<'a>(self) -> &'a str {
+        core::str::from_utf8_unchecked(core::slice::from_raw_parts(self.ptr, self.len))
+    }
+}
+
+/// What an [`RtEvent`] carries.
+pub mod event_kind {
+    /// A MIDI 1.0 channel or system message in `bytes[..len]`.
+    pub const MIDI: u8 = 0;
+    /// A tempo change: `value` is the new tempo in BPM.
+    pub const TEMPO: u8 = 1;
+}
+
+/// One real-time event: a MIDI message (or control event) at a sample
+/// offset inside the current block. Fixed size, so buffers of them can be
+/// preallocated and passed across the boundary without allocation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RtEvent {
+    /// Sample offset inside the block, `0..frames`.
+    pub frame: u32,
+    /// For output events: the numbered output (`0` = the default output).
+    /// For input events: the number of the wire it arrived on.
+    pub port: u8,
+    /// One of [`event_kind`].
+    pub kind: u8,
+    /// Number of valid bytes in `bytes` (MIDI events).
+    pub len: u8,
+    /// MIDI bytes (status first).
+    pub bytes: [u8; 3],
+    /// Payload of control events (e.g. tempo in BPM).
+    pub value: f32,
+}
+
+impl RtEvent {
+    /// A MIDI event at `frame` on port 0.
+    pub fn midi(frame: u32, bytes: &[u8]) -> RtEvent {
+        let mut b = [0u8; 3];
+        let len = bytes.len().min(3);
+        b[..len].copy_from_slice(&bytes[..len]);
+        RtEvent {
+            frame,
+            port: 0,
+            kind: event_kind::MIDI,
+            len: len as u8,
+            bytes: b,
+            value: 0.0,
+        }
+    }
+
+    /// The MIDI bytes of this event.
+    pub fn midi_bytes(&self) -> &[u8] {
+        &self.bytes[..(self.len as usize).min(3)]
+    }
+
+    /// True for a note-on with velocity > 0.
+    pub fn is_note_on(&self) -> bool {
+        self.kind == event_kind::MIDI && self.len == 3 && self.bytes[0] & 0xF0 == 0x90 && self.bytes[2] > 0
+    }
+
+    /// True for a note-off, or a note-on with velocity 0.
+    pub fn is_note_off(&self) -> bool {
+        self.kind == event_kind::MIDI
+            && self.len == 3
+            && (self.bytes[0] & 0xF0 == 0x80 || (self.bytes[0] & 0xF0 == 0x90 && self.bytes[2] == 0))
+    }
+}
+
+/// Timing of the block being processed, counted in samples.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BlockContext {
+    /// Absolute sample position of the first frame of this block.
+    pub sample_position: u64,
+    /// Sample rate in Hz.
+    pub sample_rate: f64,
+    /// Engine tempo in beats per minute.
+    pub tempo_bpm: f64,
+    /// Number of frames in this block.
+    pub frames: u32,
+}
+
+/// Functions the host hands to a library at `init`. The host keeps this
+/// table alive for the life of the process.
+#[repr(C)]
+pub struct HostTable {
+    /// The host's [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// Allocate through the host's global allocator (which the engine's
+    /// allocation guard watches). The host's allocator must be compatible
+    /// with the system allocator, because a library may free through the
+    /// host memory it allocated before `init`.
+    pub alloc: unsafe extern "C" fn(size: usize, align: usize) -> *mut u8,
+    /// Zeroed allocation through the host.
+    pub alloc_zeroed: unsafe extern "C" fn(size: usize, align: usize) -> *mut u8,
+    /// Free through the host.
+    pub dealloc: unsafe extern "C" fn(ptr: *mut u8, size: usize, align: usize),
+    /// Reallocate through the host.
+    pub realloc: unsafe extern "C" fn(ptr: *mut u8, size: usize, align: usize, new_size: usize) -> *mut u8,
+    /// Forward one log record (level: 1 error .. 5 trace) to the host's logger.
+    pub log: unsafe extern "C" fn(level: u8, target: BytesRef, message: BytesRef),
+}
+
+/// The RT part of an imp, handed to the engine. The function pointers live
+/// in the library image, which the host never unloads, so they stay valid
+/// as long as the instance exists.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RtInstance {
+    /// The imp's RT state (a `Box<T::Rt>` turned into a raw pointer).
+    pub state: *mut c_void,
+    /// Processes one block. Engine thread; must not allocate or block.
+    pub process: unsafe extern "C" fn(
+        state: *mut c_void,
+        ctx: *const BlockContext,
+        input: *const RtEvent,
+        input_len: usize,
+        output: *mut RtEvent,
+        output_cap: usize,
+        output_len: *mut usize,
+    ) -> Status,
+    /// Writes the transient state into a [`TRANSIENT_BYTES`] buffer. Engine thread.
+    pub save_transient: unsafe extern "C" fn(state: *mut c_void, buf: *mut u8) -> Status,
+    /// Reads the transient state from a [`TRANSIENT_BYTES`] buffer. Engine thread.
+    pub restore_transient: unsafe extern "C" fn(state: *mut c_void, buf: *const u8) -> Status,
+    /// Emits a note-off for every sounding note. Engine thread.
+    pub all_notes_off: unsafe extern "C" fn(
+        state: *mut c_void,
+        output: *mut RtEvent,
+        output_cap: usize,
+        output_len: *mut usize,
+    ) -> Status,
+    /// Drops the state. Never on the engine thread.
+    pub drop: unsafe extern "C" fn(state: *mut c_void),
+}
+
+/// The entry table a library exports through [`ENTRY_SYMBOL`].
+#[repr(C)]
+pub struct LibraryTable {
+    /// The library's [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// The library's [`layout_fingerprint`].
+    pub fingerprint: u64,
+    /// The library (crate) name.
+    pub name: StrRef,
+    /// A build id that changes with every build.
+    pub build_id: StrRef,
+    /// The version of the imp's vault data format.
+    pub vault_version: u32,
+    /// Called once after loading: installs the host allocator and logger.
+    pub init: unsafe extern "C" fn(host: *const HostTable) -> Status,
+    /// Old code, after all its imps were frozen: returns a token for the new code.
+    pub on_before_load: unsafe extern "C" fn(token: *mut ImpBytes, err: *mut ImpBytes) -> Status,
+    /// New code, before any imp is created; `token.present == 0` on first load.
+    pub on_after_load: unsafe extern "C" fn(token: BytesRef, err: *mut ImpBytes) -> Status,
+    /// Creates an imp, frozen. `frozen` is absent except during a respawn.
+    pub create: unsafe extern "C" fn(
+        name: BytesRef,
+        config: BytesRef,
+        frozen: BytesRef,
+        handle: *mut *mut c_void,
+        err: *mut ImpBytes,
+    ) -> Status,
+    /// Drops a frozen imp.
+    pub destroy: unsafe extern "C" fn(handle: *mut c_void) -> Status,
+    /// Acquires resources; fills `rt` (state may stay null: no RT part).
+    pub thaw: unsafe extern "C" fn(handle: *mut c_void, rt: *mut RtInstance, err: *mut ImpBytes) -> Status,
+    /// Releases resources and returns the frozen state (JSON).
+    pub freeze: unsafe extern "C" fn(handle: *mut c_void, state: *mut ImpBytes, err: *mut ImpBytes) -> Status,
+    /// Returns the imp's vault data (JSON; empty = nothing to persist).
+    pub get_vault_data: unsafe extern "C" fn(handle: *mut c_void, data: *mut ImpBytes, err: *mut ImpBytes) -> Status,
+    /// Restores vault data saved with format `version`.
+    pub set_vault_data: unsafe extern "C" fn(
+        handle: *mut c_void,
+        data: BytesRef,
+        version: u32,
+        err: *mut ImpBytes,
+    ) -> Status,
+    /// A control message (JSON) and its reply (JSON).
+    pub control: unsafe extern "C" fn(
+        handle: *mut c_void,
+        message: BytesRef,
+        reply: *mut ImpBytes,
+        err: *mut ImpBytes,
+    ) -> Status,
+    /// Periodic housekeeping on the control thread; returns a status (JSON).
+    pub poll: unsafe extern "C" fn(handle: *mut c_void, status: *mut ImpBytes, err: *mut ImpBytes) -> Status,
+    /// Frees bytes this library allocated.
+    pub free_bytes: unsafe extern "C" fn(bytes: ImpBytes),
+}
+
+// SAFETY: the table holds only function pointers and 'static text.
+unsafe impl Sync for LibraryTable {}
+
+const fn fnv(mut hash: u64, value: u64) -> u64 {
+    let bytes = value.to_le_bytes();
+    let mut i = 0;
+    while i < 8 {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// A hash of the size, alignment and field offsets of every boundary type.
+/// Host and library must agree on it; a change in any `#[repr(C)]` type
+/// here changes it, even when someone forgot to bump [`ABI_VERSION`].
+pub const fn layout_fingerprint() -> u64 {
+    let items: [usize; 41] = [
+        size_of::<BytesRef>(),
+        align_of::<BytesRef>(),
+        offset_of!(BytesRef, present),
+        size_of::<ImpBytes>(),
+        offset_of!(ImpBytes, cap),
+        size_of::<StrRef>(),
+        size_of::<RtEvent>(),
+        align_of::<RtEvent>(),
+        offset_of!(RtEvent, frame),
+        offset_of!(RtEvent, port),
+        offset_of!(RtEvent, kind),
+        offset_of!(RtEvent, len),
+        offset_of!(RtEvent, bytes),
+        offset_of!(RtEvent, value),
+        size_of::<BlockContext>(),
+        offset_of!(BlockContext, sample_position),
+        offset_of!(BlockContext, sample_rate),
+        offset_of!(BlockContext, tempo_bpm),
+        offset_of!(BlockContext, frames),
+        size_of::<HostTable>(),
+        offset_of!(HostTable, alloc),
+        offset_of!(HostTable, log),
+        size_of::<RtInstance>(),
+        offset_of!(RtInstance, process),
+        offset_of!(RtInstance, save_transient),
+        offset_of!(RtInstance, restore_transient),
+        offset_of!(RtInstance, all_notes_off),
+        offset_of!(RtInstance, drop),
+        size_of::<LibraryTable>(),
+        offset_of!(LibraryTable, name),
+        offset_of!(LibraryTable, build_id),
+        offset_of!(LibraryTable, vault_version),
+        offset_of!(LibraryTable, init),
+        offset_of!(LibraryTable, create),
+        offset_of!(LibraryTable, thaw),
+        offset_of!(LibraryTable, freeze),
+        offset_of!(LibraryTable, set_vault_data),
+        offset_of!(LibraryTable, control),
+        offset_of!(LibraryTable, poll),
+        offset_of!(LibraryTable, free_bytes),
+        TRANSIENT_BYTES,
+    ];
+    let mut hash = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < items.len() {
+        hash = fnv(hash, items[i] as u64);
+        i += 1;
+    }
+    hash
+}
+
+/// Signature of the entry symbol.
+pub type EntryFn = unsafe extern "C" fn() -> *const LibraryTable;

@@ -1,0 +1,214 @@
+//! The safe traits an imp author implements.
+//!
+//! An imp has two halves:
+//! - the **control part** ([`Imp`]), which lives on the realm's control
+//!   thread: it is created, thawed, frozen, polled, configured and asked for
+//!   its vault data there, and may allocate, block and log freely;
+//! - the optional **RT part** ([`RtPart`]), which `thaw` hands to the engine
+//!   and which the engine thread calls once per block. It must not allocate,
+//!   lock, block or log through `tracing`; it talks to its control part
+//!   through lock-free rings or atomics it owns.
+
+use crate::abi::{BlockContext, RtEvent, TRANSIENT_BYTES};
+use crate::error::ImpError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+/// What the realm tells an imp when it creates it.
+#[derive(Clone, Debug)]
+pub struct CreateContext {
+    name: String,
+}
+
+impl CreateContext {
+    #[doc(hidden)]
+    pub fn new(name: String) -> CreateContext {
+        CreateContext { name }
+    }
+
+    /// The imp's name in `realm.toml` (e.g. `keys`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The control part of an imp. One value per imp named in `realm.toml`.
+///
+/// Every method runs on the realm's control thread (never the engine
+/// thread), one at a time, and may allocate. A panic in any of them is
+/// caught at the boundary: the imp is marked failed and frozen, and the rest
+/// of the realm carries on.
+pub trait Imp: Sized + Send + 'static {
+    /// The imp's `config` table from `realm.toml`, deserialised from JSON.
+    type Config: DeserializeOwned;
+    /// State carried from the old code to the new code across a respawn
+    /// (and back into the same code after a failed respawn).
+    type Frozen: Serialize + DeserializeOwned;
+    /// The RT part; use [`NoRt`] for an imp without one.
+    type Rt: RtPart;
+
+    /// Version of the format of [`Imp::get_vault_data`]. Bump it when the
+    /// format changes and handle the old one in [`Imp::migrate_vault`].
+    const VAULT_VERSION: u32 = 1;
+
+    /// Creates the imp, frozen: it must not open devices or start threads
+    /// here. `frozen` is the state the previous instance returned from
+    /// [`Imp::freeze`] during a respawn, and `None` on a fresh start.
+    /// Control thread; may allocate.
+    fn create(ctx: &CreateContext, config: Self::Config, frozen: Option<Self::Frozen>) -> Result<Self, ImpError>;
+
+    /// Acquires external resources (ports, devices) and returns the RT part
+    /// for the engine, if the imp has one. Return
+    /// [`ImpError::not_ready`] when a device is absent: the imp stays frozen
+    /// and the realm retries. Control thread; may allocate.
+    fn thaw(&mut self) -> Result<Option<Self::Rt>, ImpError>;
+
+    /// Releases external resources and returns the state to carry over. The
+    /// engine has already stopped calling the RT part, except during a
+    /// respawn, where the old RT part keeps playing until its successor
+    /// replaces it. Control thread; may allocate.
+    fn freeze(&mut self) -> Self::Frozen;
+
+    /// Periodic housekeeping (drain rings filled by the RT part, log what
+    /// happened) and a status for `impresario status`. Called every
+    /// reconcile period while thawed. Control thread; may allocate.
+    fn poll(&mut self) -> Value {
+        Value::Null
+    }
+
+    /// A control message (JSON) from another imp or the CLI, and its reply.
+    /// Control thread; may allocate.
+    fn control(&mut self, message: Value) -> Result<Value, ImpError> {
+        let _ = message;
+        Err(ImpError::new(
+            crate::ErrorKind::Unsupported,
+            "this imp takes no control messages",
+        ))
+    }
+
+    /// The data to keep in the vault, or `None` for nothing. Called when the
+    /// realm saves the vault (debounced on change, on respawn, on shutdown).
+    /// Use [`crate::vault_field!`] to persist one serde field. Control
+    /// thread; may allocate.
+    fn get_vault_data(&self) -> Option<Value> {
+        None
+    }
+
+    /// Restores vault data (already migrated to [`Imp::VAULT_VERSION`]).
+    /// Called after `create`, before `thaw`. Control thread; may allocate.
+    fn set_vault_data(&mut self, data: Value) -> Result<(), ImpError> {
+        let _ = data;
+        Ok(())
+    }
+
+    /// Converts vault data written with format `from_version` to
+    /// [`Imp::VAULT_VERSION`]. Runs before `set_vault_data`, so before thaw.
+    /// Control thread; may allocate.
+    fn migrate_vault(from_version: u32, data: Value) -> Result<Value, ImpError> {
+        if from_version == Self::VAULT_VERSION {
+            Ok(data)
+        } else {
+            Err(ImpError::invalid(format!(
+                "vault data has format version {from_version}, this build reads version {}; \
+                 add a migration in `migrate_vault`",
+                Self::VAULT_VERSION
+            )))
+        }
+    }
+
+    /// Library hook, on the **old** code, after every imp of the library was
+    /// frozen for a respawn: returns a token for the new code. Control thread.
+    fn on_before_load() -> Option<Value> {
+        None
+    }
+
+    /// Library hook, on the **new** code, before any imp is created: `token`
+    /// is what the old code's [`Imp::on_before_load`] returned, `None` on the
+    /// first load. Control thread.
+    fn on_after_load(token: Option<Value>) -> Result<(), ImpError> {
+        let _ = token;
+        Ok(())
+    }
+}
+
+/// The real-time part of an imp, called by the engine thread.
+///
+/// No method may allocate, take a lock, block, or log through `tracing`;
+/// the engine's allocation guard catches allocations in tests. The value is
+/// created and dropped on the control thread.
+pub trait RtPart: Send + 'static {
+    /// Processes one block: `input` holds this block's events for the imp
+    /// in frame order; write output events with `out`. Engine thread; no
+    /// allocation.
+    fn process(&mut self, ctx: &BlockContext, input: &[RtEvent], out: &mut EventWriter<'_>);
+
+    /// Writes the transient state (held notes, phases) for a successor
+    /// during a hot swap. Engine thread; no allocation.
+    fn save_transient(&self, buf: &mut [u8; TRANSIENT_BYTES]) {
+        let _ = buf;
+    }
+
+    /// Takes over the transient state a predecessor saved. Engine thread;
+    /// no allocation.
+    fn restore_transient(&mut self, buf: &[u8; TRANSIENT_BYTES]) {
+        let _ = buf;
+    }
+
+    /// Emits a note-off for every note this part left sounding. Called when
+    /// the part is removed (freeze, failure, shutdown). Engine thread; no
+    /// allocation.
+    fn all_notes_off(&mut self, out: &mut EventWriter<'_>) {
+        let _ = out;
+    }
+}
+
+/// The RT part of an imp that has none.
+pub enum NoRt {}
+
+impl RtPart for NoRt {
+    fn process(&mut self, _: &BlockContext, _: &[RtEvent], _: &mut EventWriter<'_>) {
+        match *self {}
+    }
+}
+
+/// Writes events into the engine's preallocated output buffer.
+pub struct EventWriter<'a> {
+    buf: &'a mut [RtEvent],
+    len: usize,
+    dropped: usize,
+}
+
+impl<'a> EventWriter<'a> {
+    /// Wraps a caller-owned buffer.
+    pub fn new(buf: &'a mut [RtEvent]) -> EventWriter<'a> {
+        EventWriter { buf, len: 0, dropped: 0 }
+    }
+
+    /// Appends an event; returns false (and counts it) when the buffer is full.
+    pub fn push(&mut self, event: RtEvent) -> bool {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = event;
+            self.len += 1;
+            true
+        } else {
+            self.dropped += 1;
+            false
+        }
+    }
+
+    /// Number of events written.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of events that did not fit.
+    pub fn dropped(&self) -> usize {
+        self.dropped
+    }
+}

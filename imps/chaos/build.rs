@@ -1,0 +1,1 @@
+fn main() { imp_build::stamp() }

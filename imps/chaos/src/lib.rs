@@ -1,0 +1,179 @@
+//! # chaos: an imp that misbehaves on request
+//!
+//! The realm's failure paths are only trustworthy if they are exercised
+//! through a real library. `chaos` passes events through like a cable and,
+//! depending on its config, panics in a chosen entry point, pretends its
+//! device is absent, allocates on the engine thread, or changes its vault
+//! data on every poll. Nothing in a musician's realm needs it.
+//!
+//! ```toml
+//! [imps.trouble]
+//! library = "chaos"
+//! config = { panic_in = "thaw" }
+//! ```
+//!
+//! Built with the environment variable `CHAOS_WRONG_ABI` set, the library
+//! declares a wrong ABI version, for the test that the host refuses it.
+
+use imp::{BlockContext, CreateContext, EventWriter, Imp, ImpError, RtEvent, RtPart};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// What to break.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Entry point to panic in: `create`, `thaw`, `freeze`, `process`,
+    /// `get_vault_data`, `set_vault_data`, `poll`, `control`, `on_after_load`.
+    pub panic_in: Option<String>,
+    /// The "device" is present only while this file exists.
+    pub device_file: Option<PathBuf>,
+    /// Allocate inside `process` (the engine's guard must catch it).
+    pub alloc_in_process: bool,
+    /// Change the vault data on every poll (vault write stress).
+    pub churn: bool,
+}
+
+/// The control part.
+pub struct Chaos {
+    config: Config,
+    generation: u64,
+}
+
+/// The RT part.
+pub struct ChaosRt {
+    panic_in_process: bool,
+    alloc_in_process: bool,
+    held: u128,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Data {
+    generation: u64,
+}
+
+impl Chaos {
+    fn maybe_panic(&self, point: &str) {
+        if self.config.panic_in.as_deref() == Some(point) {
+            panic!("chaos: deliberate panic in {point}");
+        }
+    }
+}
+
+impl Imp for Chaos {
+    type Config = Config;
+    type Frozen = u64;
+    type Rt = ChaosRt;
+
+    fn create(_: &CreateContext, config: Config, frozen: Option<u64>) -> Result<Self, ImpError> {
+        let chaos = Chaos {
+            config,
+            generation: frozen.unwrap_or(0),
+        };
+        chaos.maybe_panic("create");
+        Ok(chaos)
+    }
+
+    fn thaw(&mut self) -> Result<Option<ChaosRt>, ImpError> {
+        self.maybe_panic("thaw");
+        if let Some(path) = &self.config.device_file {
+            if !path.exists() {
+                return Err(ImpError::not_ready(format!("device {} is absent", path.display())));
+            }
+        }
+        Ok(Some(ChaosRt {
+            panic_in_process: self.config.panic_in.as_deref() == Some("process"),
+            alloc_in_process: self.config.alloc_in_process,
+            held: 0,
+        }))
+    }
+
+    fn freeze(&mut self) -> u64 {
+        self.maybe_panic("freeze");
+        self.generation
+    }
+
+    fn poll(&mut self) -> Value {
+        self.maybe_panic("poll");
+        if let Some(path) = &self.config.device_file {
+            if !path.exists() {
+                // The realm freezes an imp whose poll reports its device gone.
+                return json!({ "device_lost": true });
+            }
+        }
+        if self.config.churn {
+            self.generation += 1;
+        }
+        json!({ "generation": self.generation })
+    }
+
+    fn control(&mut self, message: Value) -> Result<Value, ImpError> {
+        self.maybe_panic("control");
+        Ok(json!({ "echo": message }))
+    }
+
+    fn get_vault_data(&self) -> Option<Value> {
+        self.maybe_panic("get_vault_data");
+        serde_json::to_value(Data {
+            generation: self.generation,
+        })
+        .ok()
+    }
+
+    fn set_vault_data(&mut self, data: Value) -> Result<(), ImpError> {
+        self.maybe_panic("set_vault_data");
+        let data: Data = serde_json::from_value(data)?;
+        self.generation = self.generation.max(data.generation);
+        Ok(())
+    }
+
+    fn on_after_load(token: Option<Value>) -> Result<(), ImpError> {
+        if std::env::var_os("CHAOS_PANIC_ON_AFTER_LOAD").is_some() {
+            panic!("chaos: deliberate panic in on_after_load (token {token:?})");
+        }
+        Ok(())
+    }
+}
+
+impl RtPart for ChaosRt {
+    fn process(&mut self, _: &BlockContext, input: &[RtEvent], out: &mut EventWriter<'_>) {
+        if self.panic_in_process && !input.is_empty() {
+            panic!("chaos: deliberate panic in process");
+        }
+        if self.alloc_in_process && !input.is_empty() {
+            // Deliberately wrong: the engine's allocation guard must see this.
+            let v: Vec<u8> = Vec::with_capacity(64);
+            std::hint::black_box(v);
+        }
+        for e in input {
+            if e.len == 3 && e.bytes[1] < 128 {
+                if e.is_note_on() {
+                    self.held |= 1 << e.bytes[1];
+                } else if e.is_note_off() {
+                    self.held &= !(1 << e.bytes[1]);
+                }
+            }
+            out.push(*e);
+        }
+    }
+
+    fn all_notes_off(&mut self, out: &mut EventWriter<'_>) {
+        for note in 0..128u8 {
+            if self.held & (1 << note) != 0 {
+                out.push(RtEvent::midi(0, &[0x80, note, 0]));
+            }
+        }
+        self.held = 0;
+    }
+}
+
+imp::export!(
+    Chaos,
+    abi_version = if option_env!("CHAOS_WRONG_ABI").is_some() {
+        imp::ABI_VERSION + 1000
+    } else {
+        imp::ABI_VERSION
+    }
+);
