@@ -184,7 +184,7 @@ unsafe extern "C" fn control<T: Imp>(
 
 unsafe extern "C" fn poll<T: Imp>(handle: *mut c_void, status: *mut ImpBytes, err: *mut ImpBytes) -> Status {
     guard(err, || {
-        let value = imp_mut::<T>(handle).poll();
+        let value = imp_mut::<T>(handle).poll()?;
         json_out(status, &value)
     })
 }

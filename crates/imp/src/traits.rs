@@ -72,9 +72,12 @@ pub trait Imp: Sized + Send + 'static {
 
     /// Periodic housekeeping (drain rings filled by the RT part, log what
     /// happened) and a status for `impresario status`. Called every
-    /// reconcile period while thawed. Control thread; may allocate.
-    fn poll(&mut self) -> Value {
-        Value::Null
+    /// reconcile period while thawed. Return [`ImpError::not_ready`] when
+    /// the device went away: the realm freezes the imp and retries it every
+    /// thaw-retry period until the device is back. Control thread; may
+    /// allocate.
+    fn poll(&mut self) -> Result<Value, ImpError> {
+        Ok(Value::Null)
     }
 
     /// A control message (JSON) from another imp or the CLI, and its reply.

@@ -95,18 +95,17 @@ impl Imp for Chaos {
         self.generation
     }
 
-    fn poll(&mut self) -> Value {
+    fn poll(&mut self) -> Result<Value, ImpError> {
         self.maybe_panic("poll");
         if let Some(path) = &self.config.device_file {
             if !path.exists() {
-                // The realm freezes an imp whose poll reports its device gone.
-                return json!({ "device_lost": true });
+                return Err(ImpError::not_ready(format!("device {} went away", path.display())));
             }
         }
         if self.config.churn {
             self.generation += 1;
         }
-        json!({ "generation": self.generation })
+        Ok(json!({ "generation": self.generation }))
     }
 
     fn control(&mut self, message: Value) -> Result<Value, ImpError> {

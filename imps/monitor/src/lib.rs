@@ -182,16 +182,16 @@ impl Imp for Monitor {
         }
     }
 
-    fn poll(&mut self) -> Value {
+    fn poll(&mut self) -> Result<Value, ImpError> {
         self.drain_log();
         let counts = self.counts();
-        json!({
+        Ok(json!({
             "label": self.config.label,
             "total": counts.total(),
             "counts": counts,
             "last_event": self.last_event,
             "dropped_log_lines": self.live.dropped_log.load(Ordering::Relaxed),
-        })
+        }))
     }
 
     fn control(&mut self, message: Value) -> Result<Value, ImpError> {

@@ -1,0 +1,88 @@
+//! An owned RT part of an imp, as the engine holds it.
+
+use imp::abi::{RtInstance, STATUS_OK};
+use imp::{BlockContext, RtEvent, TRANSIENT_BYTES};
+
+/// An RT part handed over by an imp's `thaw`. The engine calls it; it is
+/// created and dropped on the control thread (dropping runs imp code that
+/// frees memory, which the engine thread must not do).
+pub struct RtPart {
+    raw: RtInstance,
+}
+
+// SAFETY: RtPart values are moved between the control and engine threads
+// but used by one thread at a time; the imp's RT type is `Send`.
+unsafe impl Send for RtPart {}
+
+/// Outcome of calling into an RT part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RtCall {
+    /// It returned normally.
+    Ok,
+    /// It panicked (the panic was caught inside the library).
+    Panicked,
+}
+
+impl RtPart {
+    /// Takes ownership of a raw instance from a library.
+    ///
+    /// # Safety
+    /// `raw` must come from a successful `thaw` of a library that stays
+    /// loaded for as long as this value exists, and its state must be non-null.
+    pub unsafe fn from_raw(raw: RtInstance) -> RtPart {
+        RtPart { raw }
+    }
+
+    fn status(s: u32) -> RtCall {
+        if s == STATUS_OK {
+            RtCall::Ok
+        } else {
+            RtCall::Panicked
+        }
+    }
+
+    /// Processes one block. Engine thread.
+    pub fn process(&mut self, ctx: &BlockContext, input: &[RtEvent], output: &mut [RtEvent]) -> (RtCall, usize) {
+        let mut n = 0usize;
+        // SAFETY: pointers are valid for the call; lengths match.
+        let s = unsafe {
+            (self.raw.process)(
+                self.raw.state,
+                ctx,
+                input.as_ptr(),
+                input.len(),
+                output.as_mut_ptr(),
+                output.len(),
+                &mut n,
+            )
+        };
+        (Self::status(s), n.min(output.len()))
+    }
+
+    /// Writes transient state for a successor. Engine thread.
+    pub fn save_transient(&self, buf: &mut [u8; TRANSIENT_BYTES]) -> RtCall {
+        // SAFETY: the buffer has the size the ABI fixes.
+        Self::status(unsafe { (self.raw.save_transient)(self.raw.state, buf.as_mut_ptr()) })
+    }
+
+    /// Takes over a predecessor's transient state. Engine thread.
+    pub fn restore_transient(&mut self, buf: &[u8; TRANSIENT_BYTES]) -> RtCall {
+        // SAFETY: the buffer has the size the ABI fixes.
+        Self::status(unsafe { (self.raw.restore_transient)(self.raw.state, buf.as_ptr()) })
+    }
+
+    /// Asks the part to end its notes. Engine thread.
+    pub fn all_notes_off(&mut self, output: &mut [RtEvent]) -> (RtCall, usize) {
+        let mut n = 0usize;
+        // SAFETY: pointers are valid for the call.
+        let s = unsafe { (self.raw.all_notes_off)(self.raw.state, output.as_mut_ptr(), output.len(), &mut n) };
+        (Self::status(s), n.min(output.len()))
+    }
+}
+
+impl Drop for RtPart {
+    fn drop(&mut self) {
+        // SAFETY: the state came from the library's thaw and is dropped once.
+        unsafe { (self.raw.drop)(self.raw.state) }
+    }
+}

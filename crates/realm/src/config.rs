@@ -1,0 +1,349 @@
+//! `realm.toml`: which imps exist, how events flow between them, and the
+//! realm's settings. Parsed and validated completely before anything
+//! changes; an error names the file, line and column and says what to do.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// An invalid `realm.toml`, located in the file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// 1-based column (0 when unknown).
+    pub column: usize,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.column, self.message)
+        } else {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        }
+    }
+}
+
+/// The realm's settings (the `[realm]` table). Paths are relative to the
+/// directory of `realm.toml`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the imp libraries (`lib<name>.so`) are; watched for new builds.
+    pub library_dir: PathBuf,
+    /// The vault file.
+    pub vault: PathBuf,
+    /// How many vault backups to keep.
+    pub vault_backups: usize,
+    /// Quiet time after a change before the vault is written, in ms.
+    pub vault_debounce_ms: u64,
+    /// The control socket `impresario status` talks to.
+    pub socket: PathBuf,
+    /// How often the realm compares itself with this file and polls imps, in ms.
+    pub reconcile_ms: u64,
+    /// How often frozen imps are retried (e.g. a device came back), in ms.
+    pub thaw_retry_ms: u64,
+    /// Quiet time after a library file changes before it is loaded, in ms.
+    pub reload_debounce_ms: u64,
+    /// Engine sample rate in Hz.
+    pub sample_rate: u32,
+    /// Engine block size in frames.
+    pub block_size: u32,
+    /// Engine tempo in BPM.
+    pub tempo: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            library_dir: "target/release".into(),
+            vault: "vault.json".into(),
+            vault_backups: vault::DEFAULT_BACKUPS,
+            vault_debounce_ms: 1000,
+            socket: "impresario.sock".into(),
+            reconcile_ms: 250,
+            thaw_retry_ms: 2000,
+            reload_debounce_ms: 300,
+            sample_rate: 48_000,
+            block_size: 64,
+            tempo: 120.0,
+        }
+    }
+}
+
+/// One imp as declared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImpSpec {
+    /// The library (crate name under `imps/`).
+    pub library: String,
+    /// The `config` table, as JSON.
+    pub config: serde_json::Value,
+}
+
+/// A wire as declared, by imp name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireSpec {
+    /// Source imp.
+    pub from: String,
+    /// The source's numbered output.
+    pub output: u8,
+    /// Destination imp.
+    pub to: String,
+    /// The input number the events arrive on.
+    pub input: u8,
+}
+
+/// A validated realm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RealmConfig {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Settings, with paths made absolute.
+    pub settings: Settings,
+    /// Imps by name.
+    pub imps: BTreeMap<String, ImpSpec>,
+    /// Wires in file order.
+    pub wires: Vec<WireSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    realm: Settings,
+    #[serde(default)]
+    imps: BTreeMap<Spanned<String>, Spanned<RawImp>>,
+    #[serde(default)]
+    wires: Vec<Spanned<RawWire>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImp {
+    library: Spanned<String>,
+    #[serde(default)]
+    config: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWire {
+    from: Spanned<String>,
+    to: Spanned<String>,
+    #[serde(default)]
+    output: u8,
+    #[serde(default)]
+    input: u8,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(offset, |i| offset - i - 1) + 1;
+    (line, col)
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl RealmConfig {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<RealmConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the realm file: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates `text` as the contents of `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<RealmConfig, ConfigError> {
+        let err = |span: Option<Range<usize>>, message: String| {
+            let (line, column) = span.map_or((0, 0), |s| line_col(text, s.start));
+            ConfigError {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| err(e.span(), e.message().to_string()))?;
+
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut settings = raw.realm;
+        for p in [&mut settings.library_dir, &mut settings.vault, &mut settings.socket] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if settings.sample_rate < 8000 || settings.sample_rate > 384_000 {
+            return Err(err(None, format!("[realm] sample_rate = {} is out of range; use 8000..=384000", settings.sample_rate)));
+        }
+        if settings.block_size == 0 || settings.block_size > 8192 {
+            return Err(err(None, format!("[realm] block_size = {} is out of range; use 1..=8192", settings.block_size)));
+        }
+        if settings.reconcile_ms == 0 || settings.thaw_retry_ms == 0 {
+            return Err(err(None, "[realm] reconcile_ms and thaw_retry_ms must be above 0".into()));
+        }
+
+        let mut imps = BTreeMap::new();
+        for (name, imp) in raw.imps {
+            if !valid_name(name.get_ref()) {
+                return Err(err(
+                    Some(name.span()),
+                    format!("imp name `{}` may only use letters, digits, `_` and `-`", name.get_ref()),
+                ));
+            }
+            let imp = imp.into_inner();
+            if !valid_name(imp.library.get_ref()) {
+                return Err(err(
+                    Some(imp.library.span()),
+                    format!("library `{}` is not a crate name under imps/", imp.library.get_ref()),
+                ));
+            }
+            let config = match imp.config {
+                Some(v) => serde_json::to_value(v).map_err(|e| err(Some(name.span()), e.to_string()))?,
+                None => serde_json::Value::Object(Default::default()),
+            };
+            imps.insert(
+                name.into_inner(),
+                ImpSpec {
+                    library: imp.library.into_inner(),
+                    config,
+                },
+            );
+        }
+
+        let mut wires = Vec::new();
+        for w in raw.wires {
+            let span = w.span();
+            let w = w.into_inner();
+            for end in [&w.from, &w.to] {
+                if !imps.contains_key(end.get_ref()) {
+                    return Err(err(
+                        Some(end.span()),
+                        format!(
+                            "wire names imp `{}`, which is not declared; add an [imps.{}] table or fix the name",
+                            end.get_ref(),
+                            end.get_ref()
+                        ),
+                    ));
+                }
+            }
+            if w.from.get_ref() == w.to.get_ref() {
+                return Err(err(Some(span), format!("wire from `{}` to itself: remove it", w.from.get_ref())));
+            }
+            wires.push((
+                span,
+                WireSpec {
+                    from: w.from.into_inner(),
+                    output: w.output,
+                    to: w.to.into_inner(),
+                    input: w.input,
+                },
+            ));
+        }
+        // A loop in the wiring would make events circle forever.
+        if let Some(span) = find_loop(&imps, &wires) {
+            return Err(err(
+                Some(span),
+                "this wire closes a loop (events would circle forever); remove it or another wire of the loop".into(),
+            ));
+        }
+        Ok(RealmConfig {
+            path: path.to_path_buf(),
+            settings,
+            imps,
+            wires: wires.into_iter().map(|(_, w)| w).collect(),
+        })
+    }
+}
+
+/// Returns the span of a wire that closes a loop, if any.
+fn find_loop(imps: &BTreeMap<String, ImpSpec>, wires: &[(Range<usize>, WireSpec)]) -> Option<Range<usize>> {
+    // Adding wires one by one: a wire closes a loop when its source is
+    // already reachable from its destination.
+    let names: Vec<&String> = imps.keys().collect();
+    let index = |n: &str| names.iter().position(|x| x.as_str() == n).expect("validated");
+    let mut adj: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
+    for (span, w) in wires {
+        let (a, b) = (index(&w.from), index(&w.to));
+        let mut stack = vec![b];
+        let mut seen = vec![false; names.len()];
+        while let Some(n) = stack.pop() {
+            if n == a {
+                return Some(span.clone());
+            }
+            if !std::mem::replace(&mut seen[n], true) {
+                stack.extend(adj[n].iter().copied());
+            }
+        }
+        adj[a].push(b);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<RealmConfig, ConfigError> {
+        RealmConfig::parse(Path::new("/music/realm.toml"), text)
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = parse("[imps.mon]\nlibrary = \"monitor\"\n").unwrap();
+        assert_eq!(c.settings.vault, Path::new("/music/vault.json"));
+        assert_eq!(c.settings.library_dir, Path::new("/music/target/release"));
+        assert_eq!(c.imps["mon"].library, "monitor");
+        assert_eq!(c.imps["mon"].config, serde_json::json!({}));
+    }
+
+    #[test]
+    fn config_table_becomes_json() {
+        let c = parse("[imps.mon]\nlibrary = \"monitor\"\nconfig = { label = \"x\", log = false }\n").unwrap();
+        assert_eq!(c.imps["mon"].config, serde_json::json!({"label": "x", "log": false}));
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let e = parse("[imps.mon]\nlibrary = \"monitor\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.to_string().starts_with("/music/realm.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let e = parse("[imps.mon]\nlibrary = \"monitor\"\nlibary = 1\n").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(e.message.contains("libary"), "{e}");
+    }
+
+    #[test]
+    fn wire_to_unknown_imp_is_located() {
+        let e = parse("[imps.a]\nlibrary = \"monitor\"\n\n[[wires]]\nfrom = \"a\"\nto = \"b\"\n").unwrap_err();
+        assert_eq!((e.line, e.column), (6, 6), "{e}");
+        assert!(e.message.contains("`b`"), "{e}");
+    }
+
+    #[test]
+    fn loops_are_refused() {
+        let text = "[imps.a]\nlibrary = \"m\"\n[imps.b]\nlibrary = \"m\"\n\
+                    [[wires]]\nfrom = \"a\"\nto = \"b\"\n[[wires]]\nfrom = \"b\"\nto = \"a\"\n";
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.line, 8, "{e}");
+    }
+}

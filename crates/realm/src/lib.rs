@@ -1,0 +1,13 @@
+//! # realm: the running system
+//!
+//! The realm makes the set of live imps match `realm.toml`, all the time:
+//! it loads imp libraries ([`loader`]), creates, thaws, freezes and destroys
+//! imps, respawns them when their library is rebuilt ([`supervisor`]), keeps
+//! their data in the vault, and wires their RT parts into the engine.
+
+pub mod config;
+mod host;
+pub mod loader;
+
+pub use config::{ConfigError, RealmConfig};
+pub use loader::{CallError, ImpHandle, Library, LoadError};
