@@ -1,0 +1,1054 @@
+//! The runtime: lifecycle (load/reset/pause/start), per-sample processing and host-visible state.
+
+use crate::build::{value_samples, Builder};
+use crate::error::{LoadError, ValidationError};
+use crate::parse::{BinOp, CmpOp, Dir, Parser, RoundKind, Script};
+use crate::program::*;
+
+/// Lifecycle state of an [`Engine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Loaded, with the post-load reset still pending.
+    Loading,
+    /// Loaded and not running.
+    Paused,
+    /// Processing samples.
+    Running,
+}
+
+/// A failed assert, recorded while processing (no allocation: the values live in a preallocated buffer).
+#[derive(Debug, Clone, Copy)]
+pub struct AssertFailure {
+    name: u32,
+    expect: u32,
+    vals_start: u32,
+    vals_end: u32,
+    /// Whether the assert had `stop-on-fail` set.
+    pub stop: bool,
+}
+
+/// A loaded TimeSeq script with its complete runtime state.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    p: Program,
+    script: Script,
+    sr: f32,
+    status: Status,
+    reset_pending: bool,
+    start_delay: u32,
+    inputs: [[f32; 16]; 8],
+    outputs: [[f32; 16]; 8],
+    channels: [u8; 8],
+    labels: [u32; 8],
+    vars: Vec<f32>,
+    active: Vec<u32>,
+    pending: Vec<u32>,
+    active_flag: Vec<bool>,
+    fired: Vec<u32>,
+    label_events: [u32; 8],
+    failures: Vec<AssertFailure>,
+    assert_vals: Vec<f64>,
+    dropped_events: u64,
+    stop_requested: bool,
+    rng: u64,
+    elapsed: u64,
+}
+
+/// Marker for "no label set".
+pub const NO_LABEL: u32 = u32::MAX;
+
+/// Parses and validates a script (phases 1 and 2).
+pub(crate) fn parse_script(json: &str) -> Result<Script, LoadError> {
+    let doc: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+        LoadError::Syntax(ValidationError {
+            location: "/".into(),
+            message: format!(
+                "JSON parse error at line {}, column {}: {}",
+                e.line(),
+                e.column(),
+                e
+            ),
+            code: None,
+        })
+    })?;
+    let mut parser = Parser::new();
+    let script = parser.parse_root(&doc);
+    if !parser.errors.is_empty() {
+        return Err(LoadError::Structure(parser.errors));
+    }
+    Ok(script)
+}
+
+fn build(script: &Script, sr: f32) -> Result<Program, LoadError> {
+    let mut b = Builder::new(script, sr);
+    b.build();
+    if !b.errors.is_empty() {
+        return Err(LoadError::Build(b.errors));
+    }
+    Ok(b.p)
+}
+
+/// Validates a script at the given engine sample rate, returning every error found.
+pub fn validate(json: &str, sample_rate: f32) -> Vec<ValidationError> {
+    match Engine::load(json, sample_rate) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors(),
+    }
+}
+
+impl Engine {
+    /// Loads a script at engine sample rate `sample_rate`. The engine starts in
+    /// [`Status::Loading`] with a reset pending (run by the next [`Engine::process`] call).
+    pub fn load(json: &str, sample_rate: f32) -> Result<Engine, LoadError> {
+        let script = parse_script(json)?;
+        let p = build(&script, sample_rate)?;
+        Ok(Engine::from_program(p, script, sample_rate))
+    }
+
+    fn from_program(p: Program, script: Script, sr: f32) -> Engine {
+        let ntrig = p.trigger_names.len();
+        let trig_cap = 4 * (p.trigger_sites as usize + p.input_triggers.len()) + 64;
+        let leaves: usize = p.if_leaves.iter().map(|x| *x as usize).sum();
+        let nvars = p.var_names.len();
+        Engine {
+            p,
+            script,
+            sr,
+            status: Status::Loading,
+            reset_pending: true,
+            start_delay: 0,
+            inputs: [[0.0; 16]; 8],
+            outputs: [[0.0; 16]; 8],
+            channels: [1; 8],
+            labels: [NO_LABEL; 8],
+            vars: vec![0.0; nvars],
+            active: Vec::with_capacity(trig_cap),
+            pending: Vec::with_capacity(trig_cap),
+            active_flag: vec![false; ntrig],
+            fired: Vec::with_capacity(trig_cap),
+            label_events: [NO_LABEL; 8],
+            failures: Vec::with_capacity(64),
+            assert_vals: Vec::with_capacity(8 * leaves + 64),
+            dropped_events: 0,
+            stop_requested: false,
+            rng: 0x9E37_79B9_7F4A_7C15,
+            elapsed: 0,
+        }
+    }
+
+    /// Seeds the `rand` generator (policy 5).
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = seed ^ 0x9E37_79B9_7F4A_7C15;
+        if self.rng == 0 {
+            self.rng = 1;
+        }
+    }
+
+    /// Current lifecycle status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Starts (or resumes) processing after `delay` process calls.
+    pub fn start(&mut self, delay: u32) {
+        self.start_delay = delay;
+        self.status = Status::Running;
+    }
+
+    /// Pauses; triggers, variables and positions are kept.
+    pub fn pause(&mut self) {
+        self.status = Status::Paused;
+    }
+
+    /// Requests a reset, handled at the next process call.
+    pub fn reset(&mut self) {
+        self.reset_pending = true;
+    }
+
+    /// Engine sample rate.
+    pub fn sample_rate(&self) -> f32 {
+        self.sr
+    }
+
+    /// Sample-rate change: rebuilds the processor from the parsed script at the new rate.
+    /// Like the reference this is a reload: a reset follows and the status goes back to
+    /// paused via loading. This allocates and must be called outside the audio path.
+    pub fn set_sample_rate(&mut self, sr: f32) -> Result<(), LoadError> {
+        let p = build(&self.script, sr)?;
+        let script = std::mem::take(&mut self.script);
+        let inputs = self.inputs;
+        let rng = self.rng;
+        *self = Engine::from_program(p, script, sr);
+        self.inputs = inputs;
+        self.rng = rng;
+        Ok(())
+    }
+
+    /// Sets an input voltage (port 0..8, channel 0..16).
+    #[inline]
+    pub fn set_input(&mut self, port: usize, ch: usize, v: f32) {
+        self.inputs[port][ch] = v;
+    }
+
+    /// Stored output voltage (port 0..8, channel 0..16).
+    #[inline]
+    pub fn output(&self, port: usize, ch: usize) -> f32 {
+        self.outputs[port][ch]
+    }
+
+    /// All stored output voltages.
+    pub fn outputs(&self) -> &[[f32; 16]; 8] {
+        &self.outputs
+    }
+
+    /// Output channel count (polyphony) of a port.
+    pub fn polyphony(&self, port: usize) -> u8 {
+        self.channels[port]
+    }
+
+    /// Current label of an output port, if a `set-label` set one.
+    pub fn label(&self, port: usize) -> Option<&str> {
+        let l = self.labels[port];
+        (l != NO_LABEL).then(|| self.p.strings[l as usize].as_str())
+    }
+
+    /// Labels set by `set-label` during the last process call, per port.
+    pub fn label_events(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
+        self.label_events
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l != NO_LABEL)
+            .map(|(i, l)| (i, self.p.strings[*l as usize].as_str()))
+    }
+
+    /// Interned variable names; index matches [`Engine::variable`].
+    pub fn variable_names(&self) -> &[String] {
+        &self.p.var_names
+    }
+
+    /// Variable value by interned index (0 when unset).
+    pub fn variable(&self, idx: usize) -> f32 {
+        self.vars[idx]
+    }
+
+    /// Variable value by name (0 when unknown or unset).
+    pub fn variable_by_name(&self, name: &str) -> f32 {
+        self.p
+            .var_names
+            .iter()
+            .position(|n| n == name)
+            .map_or(0.0, |i| self.vars[i])
+    }
+
+    /// Triggers fired during the last process call, in firing order.
+    pub fn fired_triggers(&self) -> impl Iterator<Item = &str> + '_ {
+        self.fired
+            .iter()
+            .map(|t| self.p.trigger_names[*t as usize].as_str())
+    }
+
+    /// Assert failures of the last process call.
+    pub fn assert_failures(&self) -> &[AssertFailure] {
+        &self.failures
+    }
+
+    /// Name of a failed assert.
+    pub fn assert_name(&self, f: &AssertFailure) -> &str {
+        &self.p.strings[f.name as usize]
+    }
+
+    /// The failure message, e.g. `(2 eq 9)`, built from the values that failed (deviation b).
+    pub fn assert_message(&self, f: &AssertFailure) -> String {
+        let mut out = String::new();
+        let mut idx = f.vals_start as usize;
+        self.fmt_if(f.expect, &mut idx, f.vals_end as usize, &mut out);
+        out
+    }
+
+    fn fmt_if(&self, id: u32, idx: &mut usize, end: usize, out: &mut String) {
+        match self.p.ifs[id as usize] {
+            INode::Cmp { op, .. } => {
+                let (a, b) = if *idx + 1 < end + 1 && *idx + 2 <= end {
+                    (self.assert_vals[*idx], self.assert_vals[*idx + 1])
+                } else {
+                    (f64::NAN, f64::NAN)
+                };
+                *idx += 2;
+                out.push('(');
+                out.push_str(&crate::fmt::fmt_g(a, 10));
+                out.push(' ');
+                out.push_str(op.name());
+                out.push(' ');
+                out.push_str(&crate::fmt::fmt_g(b, 10));
+                out.push(')');
+            }
+            INode::Logic { and, start, end: e } => {
+                out.push('(');
+                for (k, i) in (start..e).enumerate() {
+                    if k > 0 {
+                        out.push_str(if and { " and " } else { " or " });
+                    }
+                    let c = self.p.if_children[i as usize];
+                    self.fmt_if(c, idx, end, out);
+                }
+                out.push(')');
+            }
+        }
+    }
+
+    /// Number of `add-to-sequence` operations ignored because a sequence was full (deviation g).
+    pub fn sequence_overflows(&self) -> u64 {
+        self.p.seqs.iter().map(|s| s.dropped).sum()
+    }
+
+    /// Events (triggers/asserts) that did not fit the preallocated event buffers.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
+    /// Processes one engine sample, running `rate` script samples (the reference's `process(rate)`).
+    pub fn process(&mut self, rate: u32) {
+        self.fired.clear();
+        self.label_events = [NO_LABEL; 8];
+        self.failures.clear();
+        self.assert_vals.clear();
+        if self.start_delay > 0 {
+            self.start_delay -= 1;
+            return;
+        }
+        if self.reset_pending {
+            self.reset_pending = false;
+            self.do_reset();
+        }
+        match self.status {
+            Status::Loading => self.status = Status::Paused,
+            Status::Paused => {}
+            Status::Running => {
+                for _ in 0..rate {
+                    self.sample();
+                    if self.stop_requested {
+                        self.stop_requested = false;
+                        self.status = Status::Paused;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn do_reset(&mut self) {
+        self.outputs = [[0.0; 16]; 8];
+        self.channels = [1; 8];
+        self.labels = [NO_LABEL; 8];
+        for t in self.active.drain(..) {
+            self.active_flag[t as usize] = false;
+        }
+        self.pending.clear();
+        for v in self.vars.iter_mut() {
+            *v = 0.0;
+        }
+        for i in 0..self.p.global_actions.len() {
+            let a = self.p.global_actions[i];
+            self.run_action(a);
+        }
+        for l in 0..self.p.lanes.len() {
+            self.lane_reset(l);
+        }
+        self.elapsed = 0;
+    }
+
+    #[inline]
+    fn sample(&mut self) {
+        for t in self.active.drain(..) {
+            self.active_flag[t as usize] = false;
+        }
+        std::mem::swap(&mut self.active, &mut self.pending);
+        for &t in self.active.iter() {
+            self.active_flag[t as usize] = true;
+        }
+        let has_triggers = !self.active.is_empty();
+        for ti in 0..self.p.timelines.len() {
+            let tl = self.p.timelines[ti];
+            let mut check = false;
+            if has_triggers {
+                for l in tl.l_start..tl.l_end {
+                    if self.lane_triggers(l as usize) {
+                        check = true;
+                    }
+                }
+            }
+            for l in tl.l_start..tl.l_end {
+                if self.lane_process(l as usize) {
+                    if tl.loop_lock {
+                        check = true;
+                    } else {
+                        self.lane_loop(l as usize);
+                    }
+                }
+            }
+            if check && tl.loop_lock {
+                let all = (tl.l_start..tl.l_end)
+                    .all(|l| self.p.lanes[l as usize].state != LANE_PROCESSING);
+                if all {
+                    for l in tl.l_start..tl.l_end {
+                        self.lane_loop(l as usize);
+                    }
+                }
+            }
+        }
+        for i in 0..self.p.input_triggers.len() {
+            let it = self.p.input_triggers[i];
+            let v = self.inputs[it.port as usize][it.ch as usize];
+            if it.high {
+                if v <= 0.0 {
+                    self.p.input_triggers[i].high = false;
+                }
+            } else if v >= 1.0 {
+                self.p.input_triggers[i].high = true;
+                self.fire(it.id);
+            }
+        }
+        self.elapsed = self.elapsed.wrapping_add(1);
+    }
+
+    #[inline]
+    fn fire(&mut self, t: u32) {
+        if self.pending.len() < self.pending.capacity() {
+            self.pending.push(t);
+        } else if !self.pending.contains(&t) {
+            // Membership is all lanes need: replace a duplicate slot if any.
+            self.dropped_events += 1;
+        }
+        if self.fired.len() < self.fired.capacity() {
+            self.fired.push(t);
+        } else {
+            self.dropped_events += 1;
+        }
+    }
+
+    #[inline]
+    fn has_trigger(&self, t: u32) -> bool {
+        t != NO_TRIG && self.active_flag[t as usize]
+    }
+
+    /// Returns true when a stop trigger stopped the lane (deviation c).
+    fn lane_triggers(&mut self, l: usize) -> bool {
+        let lane = self.p.lanes[l];
+        if lane.e_end > lane.e_start {
+            let restart = self.has_trigger(lane.restart_trig);
+            if restart || (lane.state != LANE_PROCESSING && self.has_trigger(lane.start_trig)) {
+                self.lane_reset(l);
+                self.p.lanes[l].state = LANE_PROCESSING;
+            }
+        }
+        if self.p.lanes[l].state != LANE_IDLE && self.has_trigger(lane.stop_trig) {
+            self.p.lanes[l].state = LANE_IDLE;
+            return true;
+        }
+        false
+    }
+
+    fn lane_reset(&mut self, l: usize) {
+        let lane = &mut self.p.lanes[l];
+        lane.repeat_count = 0;
+        lane.active = 0;
+        lane.acc = 0.0;
+        let has = lane.e_end > lane.e_start;
+        lane.state = if lane.auto_start && has {
+            LANE_PROCESSING
+        } else {
+            LANE_IDLE
+        };
+        if has {
+            let inst = self.p.entries[lane.e_start as usize];
+            let seg = self.p.insts[inst as usize].seg as usize;
+            self.p.segs[seg].state = ST_START;
+            self.p.segs[seg].pos = 0;
+        }
+    }
+
+    fn lane_loop(&mut self, l: usize) {
+        let lane = self.p.lanes[l];
+        if lane.state == LANE_PENDING
+            && (lane.looping || (lane.repeat > 1 && lane.repeat_count < lane.repeat - 1))
+        {
+            let lm = &mut self.p.lanes[l];
+            lm.repeat_count += 1;
+            lm.active = 0;
+            lm.state = LANE_PROCESSING;
+            if lane.e_end > lane.e_start {
+                let inst = self.p.entries[lane.e_start as usize];
+                let seg = self.p.insts[inst as usize].seg as usize;
+                self.p.segs[seg].state = ST_START;
+                self.p.segs[seg].pos = 0;
+            }
+            self.lane_process(l);
+        }
+    }
+
+    /// Returns true when the lane just became pending.
+    #[inline]
+    fn lane_process(&mut self, l: usize) -> bool {
+        let lane = self.p.lanes[l];
+        if lane.state != LANE_PROCESSING || lane.e_end == lane.e_start {
+            return false;
+        }
+        let inst = self.p.entries[(lane.e_start + lane.active) as usize];
+        let seg = self.p.insts[inst as usize].seg as usize;
+        if self.p.segs[seg].state != ST_END {
+            let acc = self.seg_process(inst, lane.acc);
+            self.p.lanes[l].acc = acc;
+            false
+        } else {
+            let next = lane.active + 1;
+            self.p.lanes[l].active = next;
+            if lane.e_start + next < lane.e_end {
+                let inst = self.p.entries[(lane.e_start + next) as usize];
+                let seg = self.p.insts[inst as usize].seg as usize;
+                self.p.segs[seg].state = ST_START;
+                self.p.segs[seg].pos = 0;
+                let acc = self.seg_process(inst, lane.acc);
+                self.p.lanes[l].acc = acc;
+                false
+            } else {
+                self.p.lanes[l].state = LANE_PENDING;
+                true
+            }
+        }
+    }
+
+    fn seg_process(&mut self, inst: u32, mut drift: f64) -> f64 {
+        let ins = self.p.insts[inst as usize];
+        let s = ins.seg as usize;
+        let mut starting = false;
+        if self.p.segs[s].state == ST_START {
+            for i in ins.st_start..ins.st_end {
+                let a = self.p.alist[i as usize];
+                self.run_action(a);
+            }
+            match self.p.segs[s].kind {
+                DurKind::Const => {}
+                DurKind::Factor { val, factor } => {
+                    let v = self.eval(val);
+                    let x = if factor != 1.0 { v * factor } else { v };
+                    let (d, dr) = value_samples(x);
+                    self.p.segs[s].duration = d;
+                    self.p.segs[s].drift = dr;
+                }
+                DurKind::Hz { val, sr } => {
+                    let v = self.eval(val);
+                    let (d, dr) = value_samples(sr / v);
+                    self.p.segs[s].duration = d;
+                    self.p.segs[s].drift = dr;
+                }
+            }
+            starting = true;
+        }
+        let seg = &mut self.p.segs[s];
+        if seg.state == ST_START {
+            seg.pos = 0;
+            drift += seg.drift;
+        }
+        if seg.pos < seg.duration - 1 {
+            seg.state = ST_PROGRESS;
+            seg.pos += 1;
+        } else if drift >= 1.0 {
+            seg.state = ST_PROGRESS;
+            drift -= 1.0;
+        } else {
+            seg.state = ST_END;
+            seg.pos += 1;
+        }
+        let end = seg.state == ST_END;
+        let pos = seg.pos;
+        let dur = seg.duration;
+        let (og_start, og_end) = (seg.og_start, seg.og_end);
+        for i in og_start..og_end {
+            let a = self.p.ongoing[i as usize];
+            self.ongoing(a, starting, end, pos, dur);
+        }
+        if end {
+            for i in ins.en_start..ins.en_end {
+                let a = self.p.alist[i as usize];
+                self.run_action(a);
+            }
+        }
+        drift
+    }
+
+    #[inline]
+    fn ongoing(&mut self, a: u32, starting: bool, end: bool, pos: u64, dur: u64) {
+        let node = self.p.actions[a as usize];
+        match node.kind {
+            AKind::Glide { g } => {
+                let gi = g as usize;
+                if starting {
+                    let ok = match node.cond {
+                        None => true,
+                        Some(c) => self.eval_if(c),
+                    };
+                    self.p.glides[gi].active = ok;
+                    if ok {
+                        let gl = self.p.glides[gi];
+                        let s = self.eval(gl.start_val);
+                        let e = self.eval(gl.end_val);
+                        let gm = &mut self.p.glides[gi];
+                        gm.start = s;
+                        gm.end = e;
+                        gm.delta = e - s;
+                        gm.inv = if dur as f64 > 1.0 {
+                            1.0 / (dur as f64 - 1.0)
+                        } else {
+                            1.0
+                        };
+                    }
+                }
+                let gl = self.p.glides[gi];
+                if !gl.active {
+                    return;
+                }
+                let v = if end || pos == 0 {
+                    // pos == 0 only happens on a 1-sample segment with drift: deviation (a).
+                    gl.end as f32
+                } else {
+                    let t = (gl.inv * (pos - 1) as f64) as f32;
+                    let e = if gl.ease != 0.0 {
+                        ease(t, gl.ease, gl.pow)
+                    } else {
+                        t
+                    };
+                    (gl.start + gl.delta * e as f64) as f32
+                };
+                match gl.target {
+                    GTarget::Output(p, c) => self.outputs[p as usize][c as usize] = v,
+                    GTarget::Var(i) => self.set_var(i, v),
+                }
+            }
+            AKind::Gate { g } => {
+                let gi = g as usize;
+                if starting {
+                    let ok = match node.cond {
+                        None => true,
+                        Some(c) => self.eval_if(c),
+                    };
+                    let gm = &mut self.p.gates[gi];
+                    gm.active = ok;
+                    if ok {
+                        gm.low_pos = (gm.ratio * dur as f32).ceil().max(1.0);
+                        gm.high = true;
+                        self.outputs[gm.port as usize][gm.ch as usize] = 10.0;
+                    }
+                }
+                let gm = &mut self.p.gates[gi];
+                if gm.active && gm.high && (end || (pos as f32) > gm.low_pos) {
+                    gm.high = false;
+                    self.outputs[gm.port as usize][gm.ch as usize] = 0.0;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[inline]
+    fn set_var(&mut self, i: u32, v: f32) {
+        self.vars[i as usize] = if v == 0.0 { 0.0 } else { v };
+    }
+
+    fn run_action(&mut self, a: u32) {
+        let node = self.p.actions[a as usize];
+        if let Some(c) = node.cond {
+            if !self.eval_if(c) {
+                return;
+            }
+        }
+        match node.kind {
+            AKind::SetValue { port, ch, val } => {
+                let v = self.eval(val) as f32;
+                self.outputs[port as usize][ch as usize] = v;
+            }
+            AKind::SetVar { var, val } => {
+                let v = self.eval(val) as f32;
+                self.set_var(var, v);
+            }
+            AKind::SetPoly { port, n } => self.channels[port as usize] = n,
+            AKind::SetLabel { port, label } => {
+                self.labels[port as usize] = label;
+                self.label_events[port as usize] = label;
+            }
+            AKind::Assert { name, expect, stop } => {
+                let start = self.assert_vals.len();
+                let ok = self.eval_if_full(expect);
+                if ok {
+                    self.assert_vals.truncate(start);
+                } else {
+                    if self.failures.len() < self.failures.capacity() {
+                        self.failures.push(AssertFailure {
+                            name,
+                            expect,
+                            vals_start: start as u32,
+                            vals_end: self.assert_vals.len() as u32,
+                            stop,
+                        });
+                    } else {
+                        self.dropped_events += 1;
+                    }
+                    if stop {
+                        self.stop_requested = true;
+                    }
+                }
+            }
+            AKind::Trigger(t) => self.fire(t),
+            AKind::MoveDir { pos, dir, wrap } => self.seq_move(pos, dir, wrap),
+            AKind::MovePos { pos, p } => {
+                let pp = &mut self.p.posprocs[pos as usize];
+                pp.has = false;
+                let size = self.p.seqs[pp.seq as usize].items.len() as i64;
+                pp.pos = if p >= size || p < 0 {
+                    (size - 1).max(0)
+                } else {
+                    p
+                };
+            }
+            AKind::Clear(seq) => self.p.seqs[seq as usize].items.clear(),
+            AKind::Add {
+                seq,
+                val,
+                pos,
+                constant,
+            } => {
+                let item = if constant {
+                    SeqItem::Const(self.eval(val) as f32)
+                } else {
+                    SeqItem::Val(val)
+                };
+                let sd = &mut self.p.seqs[seq as usize];
+                if sd.items.len() >= sd.cap {
+                    sd.dropped += 1;
+                } else if pos > -1 && (pos as usize) < sd.items.len() {
+                    sd.items.insert(pos as usize, item);
+                } else {
+                    sd.items.push(item);
+                }
+            }
+            AKind::Remove { seq, pos } => {
+                let sd = &mut self.p.seqs[seq as usize];
+                if pos > -1 {
+                    if (pos as usize) < sd.items.len() {
+                        sd.items.remove(pos as usize);
+                    }
+                } else {
+                    sd.items.pop();
+                }
+            }
+            AKind::Glide { .. } | AKind::Gate { .. } => {}
+        }
+    }
+
+    fn seq_move(&mut self, pos: u32, dir: Dir, wrap: bool) {
+        let seq = self.p.posprocs[pos as usize].seq;
+        let size = self.p.seqs[seq as usize].items.len() as i64;
+        let r = if dir == Dir::Random && size > 0 {
+            self.rand_f32(0.0, size as f32)
+        } else {
+            0.0
+        };
+        let pp = &mut self.p.posprocs[pos as usize];
+        pp.has = false;
+        if size > 0 {
+            match dir {
+                Dir::Forward => pp.pos += 1,
+                Dir::Backward => pp.pos -= 1,
+                Dir::Random => pp.pos = ((r.floor()) as i64).min(size - 1),
+                Dir::None => {}
+            }
+            if pp.pos < 0 {
+                pp.pos = if wrap { size - 1 } else { 0 };
+            } else if pp.pos > size - 1 {
+                pp.pos = if wrap { 0 } else { size - 1 };
+            }
+        } else {
+            pp.pos = 0;
+        }
+    }
+
+    fn seq_current(&mut self, pos: u32) -> f64 {
+        let pp = self.p.posprocs[pos as usize];
+        let sd = &self.p.seqs[pp.seq as usize];
+        if sd.retrieve_once && pp.has {
+            return pp.stored;
+        }
+        let size = sd.items.len() as i64;
+        let v = if size == 0 {
+            0.0
+        } else {
+            let item = if pp.pos >= size - 1 {
+                sd.items[(size - 1) as usize]
+            } else {
+                sd.items[pp.pos as usize]
+            };
+            match item {
+                SeqItem::Const(c) => c as f64,
+                SeqItem::Val(v) => self.eval(v),
+            }
+        };
+        let pm = &mut self.p.posprocs[pos as usize];
+        pm.stored = v;
+        pm.has = true;
+        v
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn rand_f32(&mut self, lo: f32, hi: f32) -> f32 {
+        if lo == hi {
+            return lo;
+        }
+        let (lo, hi) = if lo < hi { (lo, hi) } else { (hi, lo) };
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        let r = lo + (hi - lo) * u;
+        if r >= hi || !r.is_finite() {
+            lo
+        } else {
+            r
+        }
+    }
+
+    pub(crate) fn eval(&mut self, id: u32) -> f64 {
+        let n = self.p.values[id as usize];
+        let mut v = match n.src {
+            VSrc::Const(x) => x as f64,
+            VSrc::Var(i) => self.vars[i as usize] as f64,
+            VSrc::Input(p, c) => self.inputs[p as usize][c as usize] as f64,
+            VSrc::Output(p, c) => self.outputs[p as usize][c as usize] as f64,
+            VSrc::Rand(l, h) => {
+                let lo = self.eval(l) as f32;
+                let hi = self.eval(h) as f32;
+                self.rand_f32(lo, hi) as f64
+            }
+            VSrc::Seq {
+                pos,
+                before,
+                after,
+                wrap,
+            } => {
+                if before != Dir::None {
+                    self.seq_move(pos, before, wrap);
+                }
+                let v = self.seq_current(pos);
+                if after != Dir::None {
+                    self.seq_move(pos, after, wrap);
+                }
+                v
+            }
+        };
+        for c in n.calc_start..n.calc_end {
+            v = self.calc(c, v);
+        }
+        if n.quantize {
+            v = quantize_semitone(v);
+        }
+        v
+    }
+
+    fn calc(&mut self, c: u32, v: f64) -> f64 {
+        match self.p.calcs[c as usize] {
+            CNode::Bin(op, val) => {
+                let cv = self.eval(val);
+                match op {
+                    BinOp::Add => v + cv,
+                    BinOp::Sub => v - cv,
+                    BinOp::Mult => v * cv,
+                    BinOp::Div => {
+                        if cv != 0.0 {
+                            v / cv
+                        } else {
+                            0.0
+                        }
+                    }
+                    BinOp::Max => {
+                        if v > cv {
+                            v
+                        } else {
+                            cv
+                        }
+                    }
+                    BinOp::Min => {
+                        if v < cv {
+                            v
+                        } else {
+                            cv
+                        }
+                    }
+                    BinOp::Remain => {
+                        if cv != 0.0 {
+                            v % cv
+                        } else {
+                            0.0
+                        }
+                    }
+                }
+            }
+            CNode::Trunc => v.trunc(),
+            CNode::Frac => {
+                if v.is_infinite() {
+                    0.0f64.copysign(v)
+                } else {
+                    (v - v.trunc()).copysign(v)
+                }
+            }
+            CNode::Round(k) => match k {
+                RoundKind::Up => v.ceil(),
+                RoundKind::Down => v.floor(),
+                RoundKind::Near => v.round(),
+            },
+            CNode::Sign(pos) => {
+                if (pos && v < 0.0) || (!pos && v > 0.0) {
+                    -v
+                } else {
+                    v
+                }
+            }
+            CNode::Vtof => 2f64.powf(v) * (261.6256f32 as f64),
+            CNode::Quant(s, e) => {
+                let x = v as f32;
+                let mut integral = x.trunc();
+                let mut fract = if x.is_infinite() {
+                    0.0f32.copysign(x)
+                } else {
+                    (x - integral).copysign(x)
+                };
+                if fract < 0.0 {
+                    fract += 1.0;
+                    integral -= 1.0;
+                }
+                for i in s..e {
+                    let q = self.p.qtab[i as usize];
+                    if fract < q[0] {
+                        return (integral + q[1]) as f64;
+                    }
+                }
+                v
+            }
+        }
+    }
+
+    fn eval_if(&mut self, id: u32) -> bool {
+        match self.p.ifs[id as usize] {
+            INode::Cmp { op, a, b, tol } => {
+                let x = self.eval(a);
+                let y = self.eval(b);
+                cmp(op, x, y, tol)
+            }
+            INode::Logic { and, start, end } => {
+                for i in start..end {
+                    let c = self.p.if_children[i as usize];
+                    let r = self.eval_if(c);
+                    if and && !r {
+                        return false;
+                    }
+                    if !and && r {
+                        return true;
+                    }
+                }
+                and
+            }
+        }
+    }
+
+    /// Assert evaluation: no short-circuit, leaf values recorded (deviation b).
+    fn eval_if_full(&mut self, id: u32) -> bool {
+        match self.p.ifs[id as usize] {
+            INode::Cmp { op, a, b, tol } => {
+                let x = self.eval(a);
+                let y = self.eval(b);
+                if self.assert_vals.len() + 2 <= self.assert_vals.capacity() {
+                    self.assert_vals.push(x);
+                    self.assert_vals.push(y);
+                }
+                cmp(op, x, y, tol)
+            }
+            INode::Logic { and, start, end } => {
+                let mut result = and;
+                for i in start..end {
+                    let c = self.p.if_children[i as usize];
+                    let r = self.eval_if_full(c);
+                    if and && !r {
+                        result = false;
+                    }
+                    if !and && r {
+                        result = true;
+                    }
+                }
+                result
+            }
+        }
+    }
+}
+
+#[inline]
+fn cmp(op: CmpOp, x: f64, y: f64, tol: Option<f32>) -> bool {
+    match op {
+        CmpOp::Eq => match tol {
+            Some(t) => (x - y).abs() <= t as f64,
+            None => x == y,
+        },
+        CmpOp::Ne => match tol {
+            Some(t) => (x - y).abs() > t as f64,
+            None => x != y,
+        },
+        CmpOp::Lt => x < y,
+        CmpOp::Lte => x <= y,
+        CmpOp::Gt => x > y,
+        CmpOp::Gte => x >= y,
+    }
+}
+
+#[inline]
+fn ease(t: f32, f: f32, pow: bool) -> f32 {
+    if pow {
+        if f > 0.0 {
+            t.powf(1.0 + f * 2.0)
+        } else {
+            1.0 - (1.0 - t).powf(1.0 - f * 2.0)
+        }
+    } else if f > 0.0 {
+        t / (1.0 + f * (1.0 - t))
+    } else {
+        1.0 - ((1.0 - t) / (1.0 - f * t))
+    }
+}
+
+/// Semitone quantize with the reference's f32 thresholds.
+pub(crate) fn quantize_semitone(v: f64) -> f64 {
+    let mut octave = v.trunc();
+    let mut note = if v.is_infinite() {
+        0.0f64.copysign(v)
+    } else {
+        (v - octave).copysign(v)
+    };
+    if note < 0.0 {
+        note += 1.0;
+        octave -= 1.0;
+    }
+    for k in 0..13 {
+        let (th, q) = if k == 12 {
+            (1.0f32, 1.0f32)
+        } else {
+            let base = k as f32 / 12.0;
+            (base + (1.0f32 / 24.0), base)
+        };
+        if note < th as f64 {
+            note = q as f64;
+            break;
+        }
+    }
+    octave + note
+}
