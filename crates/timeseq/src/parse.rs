@@ -438,6 +438,12 @@ impl Parser {
             }
             if o.contains_key("ref") {
                 self.err(3, "'ref' is not allowed on a component-pool item.");
+                if own.iter().any(|k| o.contains_key(*k)) {
+                    self.err(
+                        roi,
+                        "An object with a 'ref' can not have other properties of its type.",
+                    );
+                }
             }
             return (id, None);
         }
@@ -869,7 +875,7 @@ impl Parser {
     }
 
     fn parse_block(&mut self, o: &Map<String, J>) -> (String, Block) {
-        self.check_keys(o, &["id", "segments", "repeat"]);
+        self.check_keys(o, &["id", "ref", "segments", "repeat"]);
         let (id, _) = self.id_ref(o, true, &["segments", "repeat"], 700);
         let repeat = match o.get("repeat") {
             None => None,
@@ -911,12 +917,17 @@ impl Parser {
     }
 
     fn parse_segment(&mut self, o: &Map<String, J>, pool: bool) -> (String, Segment) {
-        let mut keys = vec!["duration", "actions", "disable-ui", "segment-block"];
-        keys.push(if pool { "id" } else { "ref" });
-        if !pool {
-            keys.push("id");
-        }
-        self.check_keys(o, &keys);
+        self.check_keys(
+            o,
+            &[
+                "duration",
+                "actions",
+                "disable-ui",
+                "segment-block",
+                "id",
+                "ref",
+            ],
+        );
         let (id, r) = self.id_ref(
             o,
             pool,
