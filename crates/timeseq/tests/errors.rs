@@ -419,7 +419,7 @@ fn if_codes() {
     expect(&with_if(r#"{"eq":[1,1],"tolerance":-1}"#), IF, 513);
     // More than 2 children needs 1.2.0.
     let three = r#"{"set-value":{"output":1,"value":1},"if":{"or":[{"eq":[1,1]},{"eq":[1,1]},{"eq":[1,1]}]}}"#;
-    expect(&with_action_v("1.1.0", three), &format!("{IF}"), 11);
+    expect(&with_action_v("1.1.0", three), IF, 11);
     assert_eq!(errors(&with_action_v("1.2.0", three)), vec![]);
     // Circular if.
     expect(
