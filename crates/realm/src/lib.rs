@@ -11,3 +11,10 @@ pub mod loader;
 
 pub use config::{ConfigError, RealmConfig};
 pub use loader::{CallError, ImpHandle, Library, LoadError};
+pub mod control;
+pub mod protocol;
+pub mod supervisor;
+pub mod watch;
+
+pub use protocol::{Reply, Request};
+pub use supervisor::{Lifecycle, Message, Realm};

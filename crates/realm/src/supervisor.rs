@@ -1,0 +1,886 @@
+//! The supervisor: the loop that keeps the live imps matching `realm.toml`.
+//!
+//! It runs on one control thread and owns every imp's control part, the
+//! engine's control handle and the vault. Each reconcile period it:
+//! collects what the engine let go of and which RT parts panicked, re-reads
+//! `realm.toml` (an invalid edit is rejected and the running realm kept),
+//! respawns libraries whose new build has settled, polls thawed imps and
+//! saves their vault data, retries frozen imps every thaw-retry period, and
+//! writes the vault when it changed (at most once per debounce period).
+//!
+//! Respawn of a library: freeze every imp of it (their RT parts keep
+//! playing) → `on_before_load` on the old build → load the new copy →
+//! `on_after_load(token)` → create the imps from their frozen state →
+//! restore their vault data → thaw, handing each old RT part's transient
+//! state to the new one between two engine cycles. A failure at any step
+//! thaws the old imps again, so they keep running, and is reported.
+
+use crate::config::{ImpSpec, RealmConfig};
+use crate::loader::{library_file_name, loaded_builds, CallError, ImpHandle, Library};
+use crate::protocol::{Reply, Request};
+use engine::{EngineHandle, Routing, Wire, MAX_SLOTS};
+use imp::RtEvent;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vault::{ImpEntry, LibraryEntry, Vault};
+
+/// Where an imp is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lifecycle {
+    /// Its library is not loaded (not built yet, or refused).
+    Missing,
+    /// Created, holding no resources, receiving no events.
+    Frozen,
+    /// Running.
+    Thawed,
+    /// It panicked; retried on the next build of its library.
+    Failed,
+}
+
+struct ImpState {
+    spec: ImpSpec,
+    handle: Option<ImpHandle>,
+    lifecycle: Lifecycle,
+    slot: usize,
+    has_rt: bool,
+    reload_count: u64,
+    last_error: Option<String>,
+    status: Value,
+}
+
+#[derive(Default)]
+struct LibState {
+    current: Option<Arc<Library>>,
+    last_error: Option<String>,
+    reloads: u64,
+}
+
+/// What reaches the supervisor's loop.
+pub enum Message {
+    /// A request from the control socket, with where to send the reply.
+    Request(Request, mpsc::Sender<Reply>),
+    /// A library file changed (library name).
+    LibraryChanged(String),
+    /// Stop: freeze everything, save the vault, return from [`Realm::run`].
+    Shutdown,
+}
+
+/// The running realm.
+pub struct Realm {
+    config: RealmConfig,
+    applied_text: String,
+    rejected_text: Option<String>,
+    realm_error: Option<String>,
+    libraries: BTreeMap<String, LibState>,
+    imps: BTreeMap<String, ImpState>,
+    free_slots: Vec<usize>,
+    engine: EngineHandle,
+    vault: Vault,
+    vault_changed_at: Option<Instant>,
+    vault_error: Option<String>,
+    last_thaw_try: Instant,
+    started: Instant,
+    pending_libraries: BTreeMap<String, Instant>,
+}
+
+fn err_text(e: &CallError) -> String {
+    e.to_string()
+}
+
+impl Realm {
+    /// Opens the vault and brings up every imp of `config`. Control thread.
+    pub fn new(config: RealmConfig, engine: EngineHandle) -> Result<Realm, vault::VaultError> {
+        let (vault, report) = Vault::open(&config.settings.vault, config.settings.vault_backups)?;
+        match &report {
+            vault::OpenReport::Created => tracing::info!("vault {} will be created", config.settings.vault.display()),
+            vault::OpenReport::Loaded => tracing::info!("vault {} loaded", config.settings.vault.display()),
+            vault::OpenReport::Recovered { .. } => {}
+        }
+        let text = std::fs::read_to_string(&config.path).unwrap_or_default();
+        let mut realm = Realm {
+            config: RealmConfig {
+                imps: BTreeMap::new(),
+                wires: Vec::new(),
+                ..config.clone()
+            },
+            applied_text: String::new(),
+            rejected_text: None,
+            realm_error: None,
+            libraries: BTreeMap::new(),
+            imps: BTreeMap::new(),
+            free_slots: (0..MAX_SLOTS).rev().collect(),
+            engine,
+            vault,
+            vault_changed_at: None,
+            vault_error: None,
+            last_thaw_try: Instant::now(),
+            started: Instant::now(),
+            pending_libraries: BTreeMap::new(),
+        };
+        if let vault::OpenReport::Recovered { .. } = report {
+            realm.vault_changed_at = Some(Instant::now());
+        }
+        realm.apply(config);
+        realm.applied_text = text;
+        Ok(realm)
+    }
+
+    /// The realm's settings as applied.
+    pub fn config(&self) -> &RealmConfig {
+        &self.config
+    }
+
+    fn library_path(&self, library: &str) -> PathBuf {
+        self.config.settings.library_dir.join(library_file_name(library))
+    }
+
+    /// The loaded build of `library`, loading it on first use.
+    fn ensure_library(&mut self, library: &str) -> Option<Arc<Library>> {
+        if let Some(lib) = self.libraries.get(library).and_then(|l| l.current.clone()) {
+            return Some(lib);
+        }
+        let path = self.library_path(library);
+        let state = self.libraries.entry(library.to_string()).or_default();
+        if !path.exists() {
+            let msg = format!(
+                "library file {} does not exist yet; build it with `cargo build --release -p {library}` \
+                 (the realm picks it up as soon as it appears)",
+                path.display()
+            );
+            if state.last_error.as_deref() != Some(msg.as_str()) {
+                tracing::warn!("{msg}");
+                state.last_error = Some(msg);
+            }
+            return None;
+        }
+        let loaded = Library::load(&path).map_err(|e| e.to_string()).and_then(|lib| {
+            lib.on_after_load(None)
+                .map(|_| lib)
+                .map_err(|e| format!("{}: on_after_load failed: {e}", path.display()))
+        });
+        match loaded {
+            Ok(lib) => {
+                tracing::info!("loaded library {} build {}", lib.name(), lib.build_id());
+                state.current = Some(lib.clone());
+                state.last_error = None;
+                let entry = LibraryEntry {
+                    build_id: lib.build_id().to_string(),
+                    ..self.vault.library(library).cloned().unwrap_or_default()
+                };
+                self.note_vault_change(|v| v.set_library(library, entry));
+                Some(lib)
+            }
+            Err(e) => {
+                if state.last_error.as_deref() != Some(e.as_str()) {
+                    tracing::error!("{e}");
+                    state.last_error = Some(e);
+                }
+                None
+            }
+        }
+    }
+
+    fn note_vault_change(&mut self, f: impl FnOnce(&mut Vault) -> bool) {
+        if f(&mut self.vault) && self.vault_changed_at.is_none() {
+            self.vault_changed_at = Some(Instant::now());
+        }
+    }
+
+    // ---- one imp ----------------------------------------------------------
+
+    fn fail(&mut self, name: &str, why: String) {
+        let Some(s) = self.imps.get_mut(name) else { return };
+        tracing::error!("imp {name} failed: {why}; it stays frozen until its library is rebuilt");
+        s.lifecycle = Lifecycle::Failed;
+        s.last_error = Some(why);
+        if s.has_rt {
+            let _ = self.engine.remove(s.slot);
+            s.has_rt = false;
+        }
+        // Dropping runs the imp's destroy, which catches its own panics.
+        s.handle = None;
+    }
+
+    /// Creates `name` in `library` from `frozen` state and its vault data.
+    fn create_handle(&mut self, name: &str, lib: &Arc<Library>, frozen: Option<&[u8]>) -> Result<ImpHandle, CallError> {
+        let spec = self.imps[name].spec.clone();
+        let mut handle = lib.create(name, &spec.config, frozen)?;
+        if let Some(entry) = self.vault.imp(name).filter(|e| e.library == spec.library) {
+            handle.set_vault_data(&entry.data, entry.version)?;
+        }
+        Ok(handle)
+    }
+
+    fn try_thaw(&mut self, name: &str, handoff: bool) {
+        let Some(s) = self.imps.get_mut(name) else { return };
+        if s.lifecycle != Lifecycle::Frozen {
+            return;
+        }
+        let Some(handle) = s.handle.as_mut() else { return };
+        match handle.thaw() {
+            Ok(part) => {
+                match part {
+                    Some(part) => {
+                        if let Err(e) = self.engine.install(s.slot, part, handoff) {
+                            tracing::error!("imp {name}: {e}");
+                        }
+                        s.has_rt = true;
+                    }
+                    None if s.has_rt => {
+                        let _ = self.engine.remove(s.slot);
+                        s.has_rt = false;
+                    }
+                    None => {}
+                }
+                if s.last_error.is_some() {
+                    tracing::info!("imp {name} thawed");
+                }
+                s.lifecycle = Lifecycle::Thawed;
+                s.last_error = None;
+            }
+            Err(CallError::Panicked(m)) => self.fail(name, format!("panicked in thaw: {m}")),
+            Err(e) => {
+                let text = err_text(&e);
+                if s.last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!("imp {name} stays frozen: {text}");
+                }
+                s.last_error = Some(text);
+            }
+        }
+    }
+
+    /// Freezes `name`; returns its frozen state. With `keep_rt` its RT part
+    /// keeps playing until a successor replaces it (respawn).
+    fn freeze(&mut self, name: &str, keep_rt: bool) -> Option<Vec<u8>> {
+        let s = self.imps.get_mut(name)?;
+        if !matches!(s.lifecycle, Lifecycle::Frozen | Lifecycle::Thawed) {
+            return None;
+        }
+        if !keep_rt && s.has_rt {
+            let _ = self.engine.remove(s.slot);
+            s.has_rt = false;
+        }
+        match s.handle.as_mut()?.freeze() {
+            Ok(state) => {
+                s.lifecycle = Lifecycle::Frozen;
+                Some(state)
+            }
+            Err(e) => {
+                self.fail(name, format!("failed in freeze: {e}"));
+                None
+            }
+        }
+    }
+
+    fn save_imp_data(&mut self, name: &str) {
+        let Some(s) = self.imps.get_mut(name) else { return };
+        if !matches!(s.lifecycle, Lifecycle::Frozen | Lifecycle::Thawed) {
+            return;
+        }
+        let Some(handle) = s.handle.as_mut() else { return };
+        match handle.get_vault_data() {
+            Ok(Some(data)) => {
+                let entry = ImpEntry {
+                    library: s.spec.library.clone(),
+                    version: handle.library().vault_version(),
+                    data,
+                };
+                let name = name.to_string();
+                self.note_vault_change(|v| v.set_imp(&name, entry));
+            }
+            Ok(None) => {}
+            Err(e) => self.fail(name, format!("failed in get_vault_data: {e}")),
+        }
+    }
+
+    fn add_imp(&mut self, name: &str, spec: ImpSpec) {
+        let Some(slot) = self.free_slots.pop() else {
+            tracing::error!("imp {name}: the engine has no free slot (at most {MAX_SLOTS} imps)");
+            return;
+        };
+        self.imps.insert(
+            name.to_string(),
+            ImpState {
+                spec: spec.clone(),
+                handle: None,
+                lifecycle: Lifecycle::Missing,
+                slot,
+                has_rt: false,
+                reload_count: 0,
+                last_error: None,
+                status: Value::Null,
+            },
+        );
+        self.bring_up(name);
+    }
+
+    /// Creates and thaws an imp that has no handle (missing or failed).
+    fn bring_up(&mut self, name: &str) {
+        let library = self.imps[name].spec.library.clone();
+        let Some(lib) = self.ensure_library(&library) else {
+            let err = self.libraries.get(&library).and_then(|l| l.last_error.clone());
+            let s = self.imps.get_mut(name).expect("present");
+            s.lifecycle = Lifecycle::Missing;
+            s.last_error = err;
+            return;
+        };
+        match self.create_handle(name, &lib, None) {
+            Ok(handle) => {
+                let s = self.imps.get_mut(name).expect("present");
+                s.handle = Some(handle);
+                s.lifecycle = Lifecycle::Frozen;
+                s.last_error = None;
+                tracing::info!("imp {name} created ({library} {})", lib.build_id());
+                self.try_thaw(name, false);
+            }
+            Err(e) => self.fail(name, format!("failed to start: {e}")),
+        }
+    }
+
+    fn remove_imp(&mut self, name: &str) {
+        self.freeze(name, false);
+        self.save_imp_data(name);
+        if let Some(s) = self.imps.remove(name) {
+            if s.has_rt {
+                let _ = self.engine.remove(s.slot);
+            }
+            self.free_slots.push(s.slot);
+            tracing::info!("imp {name} removed (its vault data is kept)");
+        }
+    }
+
+    // ---- swapping builds and configs ---------------------------------------
+
+    /// Replaces the imps in `names` with new instances from `lib` (with the
+    /// specs now in `self.imps`), carrying their frozen state. `hooks`
+    /// runs the library hooks (old → new) between freezing and creating.
+    /// On any failure the old instances are thawed again.
+    fn swap(&mut self, names: &[String], lib: &Arc<Library>, hooks: Option<Option<Arc<Library>>>) -> Result<(), String> {
+        // 1. Freeze; the RT parts keep playing.
+        let mut frozen: BTreeMap<String, (Option<Vec<u8>>, bool)> = BTreeMap::new();
+        for n in names {
+            let was_thawed = self.imps[n].lifecycle == Lifecycle::Thawed;
+            let state = self.freeze(n, true);
+            self.save_imp_data(n);
+            frozen.insert(n.clone(), (state, was_thawed));
+        }
+        let rollback = |realm: &mut Realm, frozen: &BTreeMap<String, (Option<Vec<u8>>, bool)>| {
+            for (n, (_, was_thawed)) in frozen {
+                if *was_thawed {
+                    realm.try_thaw(n, true);
+                }
+            }
+        };
+        // 2. Library hooks.
+        if let Some(old) = hooks {
+            let token = match old.as_ref().map(|o| o.on_before_load()) {
+                Some(Err(e)) => {
+                    rollback(self, &frozen);
+                    return Err(format!("on_before_load of the old build failed: {e}"));
+                }
+                Some(Ok(t)) => t,
+                None => None,
+            };
+            if let Err(e) = lib.on_after_load(token.as_deref()) {
+                rollback(self, &frozen);
+                return Err(format!("on_after_load of the new build failed: {e}"));
+            }
+        }
+        // 3. Create every new instance before touching the old ones.
+        let mut created = Vec::new();
+        for n in names {
+            let state = frozen.get(n).and_then(|(s, _)| s.clone());
+            match self.create_handle(n, lib, state.as_deref()) {
+                Ok(h) => created.push((n.clone(), h)),
+                Err(e) => {
+                    drop(created);
+                    rollback(self, &frozen);
+                    return Err(format!("imp {n}: {e}"));
+                }
+            }
+        }
+        // 4. Put them in place and thaw, handing over RT state.
+        let mut old_handles = Vec::new();
+        for (n, h) in created {
+            let s = self.imps.get_mut(&n).expect("present");
+            old_handles.push((n.clone(), s.handle.replace(h), s.lifecycle, s.last_error.clone()));
+            s.lifecycle = Lifecycle::Frozen;
+        }
+        for n in names {
+            // Frozen ones too: a device that was absent may be back.
+            self.try_thaw(n, true);
+            if self.imps[n].lifecycle == Lifecycle::Failed {
+                // The new build failed to thaw: back to the old instances.
+                let why = self.imps[n].last_error.clone().unwrap_or_default();
+                for m in names {
+                    if self.imps[m].lifecycle == Lifecycle::Thawed {
+                        self.freeze(m, true);
+                    }
+                }
+                for (m, handle, lifecycle, last_error) in old_handles {
+                    let s = self.imps.get_mut(&m).expect("present");
+                    s.handle = handle;
+                    s.lifecycle = if s.handle.is_some() { lifecycle.min_frozen() } else { Lifecycle::Missing };
+                    s.last_error = last_error;
+                    if frozen.get(&m).is_some_and(|(_, t)| *t) {
+                        self.try_thaw(&m, true);
+                    }
+                }
+                return Err(format!("imp {n}: the new build failed to thaw: {why}"));
+            }
+        }
+        // 5. Done: the old instances go (their code stays mapped).
+        drop(old_handles);
+        Ok(())
+    }
+
+    /// Loads the current file of `library` and respawns its imps. Control thread.
+    pub fn respawn(&mut self, library: &str) -> Result<(), String> {
+        let path = self.library_path(library);
+        let names: Vec<String> = self
+            .imps
+            .iter()
+            .filter(|(_, s)| s.spec.library == library)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let started = Instant::now();
+        let lib = match Library::load(&path) {
+            Ok(lib) => lib,
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::error!("reload of {library} refused: {msg}");
+                self.libraries.entry(library.to_string()).or_default().last_error = Some(msg.clone());
+                for n in &names {
+                    self.imps.get_mut(n).expect("present").last_error = Some(format!("new build refused: {msg}"));
+                }
+                return Err(msg);
+            }
+        };
+        let old = self.libraries.get(library).and_then(|l| l.current.clone());
+        // Missing or failed imps get a fresh start on the new build.
+        let (live, fresh): (Vec<String>, Vec<String>) = names
+            .into_iter()
+            .partition(|n| self.imps[n].handle.is_some());
+        match self.swap(&live, &lib, Some(old.clone())) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!("respawn of {library} failed, the old build keeps running: {e}");
+                self.libraries.entry(library.to_string()).or_default().last_error = Some(e.clone());
+                for n in &live {
+                    self.imps.get_mut(n).expect("present").last_error = Some(format!("respawn failed: {e}"));
+                }
+                return Err(e);
+            }
+        }
+        let state = self.libraries.entry(library.to_string()).or_default();
+        state.current = Some(lib.clone());
+        state.last_error = None;
+        if old.is_some() {
+            state.reloads += 1;
+        }
+        for n in &live {
+            let s = self.imps.get_mut(n).expect("present");
+            s.reload_count += 1;
+        }
+        for n in &fresh {
+            self.bring_up(n);
+        }
+        let entry = LibraryEntry {
+            build_id: lib.build_id().to_string(),
+            ..self.vault.library(library).cloned().unwrap_or_default()
+        };
+        self.note_vault_change(|v| v.set_library(library, entry));
+        self.save_vault();
+        tracing::info!(
+            "respawned {library}: build {} live for {} imp(s) in {:.1} ms",
+            lib.build_id(),
+            live.len() + fresh.len(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        Ok(())
+    }
+
+    // ---- realm.toml --------------------------------------------------------
+
+    /// Makes the live realm match `new`.
+    fn apply(&mut self, new: RealmConfig) {
+        let old = std::mem::replace(&mut self.config, new.clone());
+        if (old.settings.sample_rate, old.settings.block_size) != (new.settings.sample_rate, new.settings.block_size)
+            || old.settings.library_dir != new.settings.library_dir
+            || old.settings.vault != new.settings.vault
+            || old.settings.socket != new.settings.socket
+        {
+            if !old.imps.is_empty() || !old.wires.is_empty() {
+                tracing::warn!(
+                    "changes to sample_rate, block_size, library_dir, vault or socket take effect at the next start"
+                );
+                self.config.settings = RealmConfig { ..old.clone() }.settings;
+                self.config.settings.reconcile_ms = new.settings.reconcile_ms;
+                self.config.settings.thaw_retry_ms = new.settings.thaw_retry_ms;
+                self.config.settings.vault_debounce_ms = new.settings.vault_debounce_ms;
+                self.config.settings.reload_debounce_ms = new.settings.reload_debounce_ms;
+            }
+        }
+        if old.settings.tempo != new.settings.tempo {
+            let _ = self.engine.set_tempo(new.settings.tempo);
+        }
+        let removed: Vec<String> = self
+            .imps
+            .iter()
+            .filter(|(n, s)| new.imps.get(*n).is_none_or(|spec| spec.library != s.spec.library))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in &removed {
+            self.remove_imp(n);
+        }
+        let mut reconfigured = Vec::new();
+        for (n, spec) in &new.imps {
+            match self.imps.get_mut(n) {
+                None => self.add_imp(n, spec.clone()),
+                Some(s) if s.spec != *spec => {
+                    s.spec = spec.clone();
+                    reconfigured.push(n.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        for n in reconfigured {
+            let library = self.imps[&n].spec.library.clone();
+            match self.libraries.get(&library).and_then(|l| l.current.clone()) {
+                Some(lib) if self.imps[&n].handle.is_some() => {
+                    if let Err(e) = self.swap(std::slice::from_ref(&n), &lib, None) {
+                        tracing::error!("imp {n}: new config refused, the old one keeps running: {e}");
+                        self.imps.get_mut(&n).expect("present").last_error = Some(format!("new config refused: {e}"));
+                    } else {
+                        tracing::info!("imp {n}: new config applied");
+                    }
+                }
+                _ => self.bring_up(&n),
+            }
+        }
+        self.update_routing();
+    }
+
+    fn update_routing(&mut self) {
+        let slots: Vec<usize> = self.imps.values().map(|s| s.slot).collect();
+        let wires: Vec<Wire> = self
+            .config
+            .wires
+            .iter()
+            .filter_map(|w| {
+                Some(Wire {
+                    from: self.imps.get(&w.from)?.slot,
+                    output: w.output,
+                    to: self.imps.get(&w.to)?.slot,
+                    input: w.input,
+                })
+            })
+            .collect();
+        match Routing::new(&slots, &wires, &[]) {
+            Ok(r) => {
+                if let Err(e) = self.engine.set_routing(r) {
+                    tracing::error!("routing not applied: {e}");
+                }
+            }
+            Err(e) => tracing::error!("routing not applied: {e}"),
+        }
+    }
+
+    /// Re-reads `realm.toml`; applies it when it changed and is valid.
+    fn check_realm_file(&mut self) {
+        let path = self.config.path.clone();
+        let Ok(text) = std::fs::read_to_string(&path) else { return };
+        if text == self.applied_text || self.rejected_text.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        match RealmConfig::parse(&path, &text) {
+            Ok(new) => {
+                tracing::info!("{} changed: applying", path.display());
+                self.apply(new);
+                self.applied_text = text;
+                self.rejected_text = None;
+                self.realm_error = None;
+            }
+            Err(e) => {
+                tracing::error!("{e}; the running realm is kept");
+                self.realm_error = Some(e.to_string());
+                self.rejected_text = Some(text);
+            }
+        }
+    }
+
+    // ---- the loop -----------------------------------------------------------
+
+    fn save_vault(&mut self) {
+        match self.vault.save() {
+            Ok(generation) => {
+                tracing::debug!("vault saved (generation {generation})");
+                self.vault_changed_at = None;
+                self.vault_error = None;
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                self.vault_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// One reconcile period's work. Control thread.
+    pub fn tick(&mut self) {
+        self.engine.collect_garbage();
+        let failures = self.engine.take_failures();
+        if failures != 0 {
+            let failed: Vec<String> = self
+                .imps
+                .iter()
+                .filter(|(_, s)| failures & (1 << s.slot) != 0)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in failed {
+                if let Some(s) = self.imps.get_mut(&n) {
+                    // The engine already stopped calling it and ended its notes.
+                    let _ = self.engine.remove(s.slot);
+                    s.has_rt = false;
+                }
+                self.fail(&n, "panicked while processing events".into());
+            }
+        }
+        self.check_realm_file();
+
+        let debounce = Duration::from_millis(self.config.settings.reload_debounce_ms);
+        let due: Vec<String> = self
+            .pending_libraries
+            .iter()
+            .filter(|(_, t)| t.elapsed() >= debounce)
+            .map(|(l, _)| l.clone())
+            .collect();
+        for library in due {
+            self.pending_libraries.remove(&library);
+            if self.imps.values().any(|s| s.spec.library == library) {
+                let _ = self.respawn(&library);
+            }
+        }
+
+        let names: Vec<String> = self.imps.keys().cloned().collect();
+        for n in &names {
+            let s = self.imps.get_mut(n).expect("present");
+            if s.lifecycle != Lifecycle::Thawed {
+                continue;
+            }
+            let Some(h) = s.handle.as_mut() else { continue };
+            match h.poll() {
+                Ok(status) => s.status = status,
+                Err(CallError::NotReady(m)) => {
+                    tracing::warn!("imp {n}: {m}; freezing it until it comes back");
+                    self.freeze(n, false);
+                    self.imps.get_mut(n).expect("present").last_error = Some(m);
+                }
+                Err(e) => self.fail(n, format!("failed in poll: {e}")),
+            }
+            self.save_imp_data(n);
+        }
+
+        if self.last_thaw_try.elapsed() >= Duration::from_millis(self.config.settings.thaw_retry_ms) {
+            self.last_thaw_try = Instant::now();
+            for n in &names {
+                match self.imps[n].lifecycle {
+                    Lifecycle::Frozen => self.try_thaw(n, false),
+                    Lifecycle::Missing => {
+                        let library = self.imps[n].spec.library.clone();
+                        if self.library_path(&library).exists() {
+                            self.bring_up(n);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        if let Some(t) = self.vault_changed_at {
+            if t.elapsed() >= Duration::from_millis(self.config.settings.vault_debounce_ms) && self.vault.is_dirty() {
+                self.save_vault();
+            } else if !self.vault.is_dirty() {
+                self.vault_changed_at = None;
+            }
+        }
+    }
+
+    /// Answers one control request. Control thread.
+    pub fn handle(&mut self, request: Request) -> Reply {
+        match request {
+            Request::Status => Reply::Ok(self.status()),
+            Request::Reload { imp } => {
+                let Some(s) = self.imps.get(&imp) else {
+                    return Reply::Error(format!("no imp named `{imp}` in the realm; see `impresario status`"));
+                };
+                let library = s.spec.library.clone();
+                match self.respawn(&library) {
+                    Ok(()) => Reply::Ok(json!({ "reloaded": library })),
+                    Err(e) => Reply::Error(e),
+                }
+            }
+            Request::Send { imp, bytes } => {
+                let Some(s) = self.imps.get(&imp) else {
+                    return Reply::Error(format!("no imp named `{imp}` in the realm"));
+                };
+                if bytes.is_empty() || bytes.len() > 3 {
+                    return Reply::Error("send takes one MIDI message of 1 to 3 bytes".into());
+                }
+                match self.engine.inject(s.slot, RtEvent::midi(0, &bytes)) {
+                    Ok(()) => Reply::Ok(json!({ "sent": bytes.len() })),
+                    Err(e) => Reply::Error(e.to_string()),
+                }
+            }
+            Request::Control { imp, message } => {
+                let Some(s) = self.imps.get_mut(&imp) else {
+                    return Reply::Error(format!("no imp named `{imp}` in the realm"));
+                };
+                let Some(h) = s.handle.as_mut() else {
+                    return Reply::Error(format!("imp `{imp}` is {:?}: it takes no messages now", s.lifecycle));
+                };
+                match h.control(&message) {
+                    Ok(v) => Reply::Ok(v),
+                    Err(CallError::Panicked(m)) => {
+                        self.fail(&imp, format!("panicked in control: {m}"));
+                        Reply::Error(format!("imp `{imp}` panicked: {m}"))
+                    }
+                    Err(e) => Reply::Error(e.to_string()),
+                }
+            }
+            Request::Shutdown => Reply::Ok(json!({ "stopping": true })),
+        }
+    }
+
+    /// Everything `impresario status` shows.
+    pub fn status(&self) -> Value {
+        let imps: Vec<Value> = self
+            .imps
+            .iter()
+            .map(|(n, s)| {
+                let build = s.handle.as_ref().map(|h| h.library().build_id().to_string());
+                json!({
+                    "name": n,
+                    "library": s.spec.library,
+                    "build_id": build,
+                    "state": s.lifecycle,
+                    "reload_count": s.reload_count,
+                    "last_error": s.last_error,
+                    "status": s.status,
+                })
+            })
+            .collect();
+        let libraries: BTreeMap<&String, Value> = self
+            .libraries
+            .iter()
+            .map(|(n, l)| {
+                (
+                    n,
+                    json!({
+                        "build_id": l.current.as_ref().map(|c| c.build_id()),
+                        "reloads": l.reloads,
+                        "last_error": l.last_error,
+                    }),
+                )
+            })
+            .collect();
+        let e = self.engine.stats();
+        json!({
+            "uptime_s": self.started.elapsed().as_secs_f64(),
+            "pid": std::process::id(),
+            "realm": self.config.path,
+            "realm_error": self.realm_error,
+            "imps": imps,
+            "libraries": libraries,
+            "loaded_builds": loaded_builds(),
+            "vault": {
+                "path": self.vault.path(),
+                "generation": self.vault.doc().generation,
+                "dirty": self.vault.is_dirty(),
+                "last_error": self.vault_error,
+            },
+            "engine": {
+                "sample_rate": self.config.settings.sample_rate,
+                "block_size": self.config.settings.block_size,
+                "cycles": e.cycles,
+                "slowest_cycle_us": e.slowest_cycle_ns as f64 / 1e3,
+                "slowest_cycle_load": e.slowest_cycle_load,
+                "overruns": e.overruns,
+                "swaps": e.swaps,
+                "dropped_events": e.dropped_events,
+                "note_offs_sent": e.note_offs_sent,
+                "command_queue_high_water": e.command_queue_high_water,
+                "input_queue_high_water": e.input_queue_high_water,
+                "alloc_violations": e.alloc_violations,
+            },
+        })
+    }
+
+    /// Freezes every imp (ending their notes), saves their data and the vault.
+    pub fn shutdown(&mut self) {
+        let names: Vec<String> = self.imps.keys().cloned().collect();
+        for n in &names {
+            self.freeze(n, false);
+            self.save_imp_data(n);
+        }
+        for n in &names {
+            if let Some(s) = self.imps.get_mut(n) {
+                s.handle = None;
+            }
+        }
+        self.save_vault();
+        self.engine.collect_garbage();
+        tracing::info!("realm stopped; vault saved to {}", self.vault.path().display());
+    }
+
+    /// Runs the supervisor loop until [`Message::Shutdown`] (or every
+    /// sender is gone), then shuts down. Control thread.
+    pub fn run(&mut self, messages: mpsc::Receiver<Message>) {
+        let mut next_tick = Instant::now();
+        loop {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            match messages.recv_timeout(timeout) {
+                Ok(Message::Request(Request::Shutdown, reply)) => {
+                    let _ = reply.send(Reply::Ok(json!({ "stopping": true })));
+                    break;
+                }
+                Ok(Message::Request(r, reply)) => {
+                    let _ = reply.send(self.handle(r));
+                }
+                Ok(Message::LibraryChanged(library)) => {
+                    self.pending_libraries.insert(library, Instant::now());
+                }
+                Ok(Message::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + Duration::from_millis(self.config.settings.reconcile_ms);
+            }
+        }
+        self.shutdown();
+    }
+}
+
+impl Lifecycle {
+    fn min_frozen(self) -> Lifecycle {
+        match self {
+            Lifecycle::Thawed => Lifecycle::Frozen,
+            other => other,
+        }
+    }
+}
+
+/// The library a file in the library directory belongs to, if it is one.
+pub fn library_of(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let stem = file
+        .strip_prefix(std::env::consts::DLL_PREFIX)?
+        .strip_suffix(std::env::consts::DLL_SUFFIX)?;
+    Some(stem.to_string())
+}

@@ -1,0 +1,222 @@
+//! The command line: `run` (the daemon), and the commands that talk to a
+//! running daemon over its control socket.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use realm::control;
+use realm::{Message, Realm, RealmConfig, Reply, Request};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+
+/// impresario: a live-reloadable MIDI performance daemon.
+///
+/// Your controllers play through imps (small plugins: the bard's note
+/// pipeline, synths, monitors) that you can rebuild while you keep
+/// playing. Which imps run, and how they are wired, is in realm.toml;
+/// edit it while the daemon runs and the change is applied.
+#[derive(Parser)]
+#[command(name = "impresario", version, propagate_version = true)]
+struct Cli {
+    /// The realm file (default: ./realm.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    realm: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground (the default command). Stop it with
+    /// Ctrl-C or `impresario stop`: imps are frozen and the vault is saved.
+    Run,
+    /// Show every imp (library, build, state, reloads, last error), the
+    /// engine's counters and the daemon's uptime.
+    Status {
+        /// Print machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild-free respawn: reload the library of IMP from disk and
+    /// recreate its imps, carrying their state over.
+    Reload {
+        /// The imp's name in realm.toml.
+        imp: String,
+    },
+    /// Play one MIDI message into an imp, e.g. `impresario send keys 90 3c 64`
+    /// (note-on, middle C, velocity 100). Bytes are hexadecimal.
+    Send {
+        /// The imp's name in realm.toml.
+        imp: String,
+        /// One to three bytes in hex.
+        #[arg(required = true, num_args = 1..=3)]
+        bytes: Vec<String>,
+    },
+    /// Send a control message (JSON) to an imp and print its reply.
+    Control {
+        /// The imp's name in realm.toml.
+        imp: String,
+        /// The message, as JSON, e.g. '{"command": "reset"}'.
+        message: String,
+    },
+    /// Stop the running daemon gracefully.
+    Stop,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let realm_path = cli.realm.clone().unwrap_or_else(|| PathBuf::from("realm.toml"));
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&realm_path),
+        Command::Status { json } => status(&realm_path, json),
+        Command::Reload { imp } => simple(&realm_path, Request::Reload { imp }),
+        Command::Send { imp, bytes } => parse_hex(&bytes).and_then(|bytes| simple(&realm_path, Request::Send { imp, bytes })),
+        Command::Control { imp, message } => serde_json::from_str(&message)
+            .context("the message is not valid JSON")
+            .and_then(|message| simple(&realm_path, Request::Control { imp, message })),
+        Command::Stop => simple(&realm_path, Request::Shutdown),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("impresario: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_hex(bytes: &[String]) -> Result<Vec<u8>> {
+    bytes
+        .iter()
+        .map(|b| {
+            u8::from_str_radix(b.trim_start_matches("0x"), 16)
+                .with_context(|| format!("`{b}` is not a hexadecimal byte (00 to ff)"))
+        })
+        .collect()
+}
+
+fn socket_of(realm_path: &Path) -> Result<PathBuf> {
+    let config = RealmConfig::load(realm_path).map_err(anyhow::Error::new)?;
+    Ok(config.settings.socket)
+}
+
+fn ask(realm_path: &Path, request: Request) -> Result<Value> {
+    let socket = socket_of(realm_path)?;
+    match control::request(&socket, &request)? {
+        Reply::Ok(v) => Ok(v),
+        Reply::Error(e) => bail!("{e}"),
+    }
+}
+
+fn simple(realm_path: &Path, request: Request) -> Result<()> {
+    let v = ask(realm_path, request)?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+fn status(realm_path: &Path, json: bool) -> Result<()> {
+    let v = ask(realm_path, Request::Status)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let uptime = v["uptime_s"].as_f64().unwrap_or(0.0) as u64;
+    println!(
+        "impresario (pid {}) up {}h {:02}m {:02}s, realm {}",
+        v["pid"],
+        uptime / 3600,
+        uptime / 60 % 60,
+        uptime % 60,
+        v["realm"].as_str().unwrap_or("?")
+    );
+    if let Some(e) = v["realm_error"].as_str() {
+        println!("realm.toml edit REJECTED (the running realm is kept): {e}");
+    }
+    println!("{:<14} {:<12} {:<22} {:<8} {:>7}  LAST ERROR", "IMP", "LIBRARY", "BUILD", "STATE", "RELOADS");
+    for imp in v["imps"].as_array().into_iter().flatten() {
+        println!(
+            "{:<14} {:<12} {:<22} {:<8} {:>7}  {}",
+            imp["name"].as_str().unwrap_or("?"),
+            imp["library"].as_str().unwrap_or("?"),
+            imp["build_id"].as_str().unwrap_or("-"),
+            imp["state"].as_str().unwrap_or("?"),
+            imp["reload_count"].as_u64().unwrap_or(0),
+            imp["last_error"].as_str().unwrap_or("-"),
+        );
+    }
+    let e = &v["engine"];
+    println!(
+        "engine: {} Hz / {} frames, {} cycles, slowest {:.1} µs ({:.1}% of a block), {} overruns, {} swaps, \
+         {} dropped events, queue high-water {}/{} (commands/input), {} allocations on the engine thread",
+        e["sample_rate"],
+        e["block_size"],
+        e["cycles"],
+        e["slowest_cycle_us"].as_f64().unwrap_or(0.0),
+        e["slowest_cycle_load"].as_f64().unwrap_or(0.0) * 100.0,
+        e["overruns"],
+        e["swaps"],
+        e["dropped_events"],
+        e["command_queue_high_water"],
+        e["input_queue_high_water"],
+        e["alloc_violations"],
+    );
+    println!(
+        "vault: {} (generation {}){}; {} library builds mapped",
+        v["vault"]["path"].as_str().unwrap_or("?"),
+        v["vault"]["generation"],
+        v["vault"]["last_error"].as_str().map(|e| format!(", LAST WRITE FAILED: {e}")).unwrap_or_default(),
+        v["loaded_builds"],
+    );
+    Ok(())
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("IMPRESARIO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run(realm_path: &Path) -> Result<()> {
+    init_logging();
+    let config = RealmConfig::load(realm_path).map_err(anyhow::Error::new)?;
+    let settings = config.settings.clone();
+    let engine_config = engine::EngineConfig {
+        sample_rate: settings.sample_rate,
+        block_size: settings.block_size,
+        tempo_bpm: settings.tempo,
+    };
+    let (handle, core) = engine::engine(engine_config);
+    let clock = engine::InternalClock::start(core, engine_config).context("cannot start the engine thread")?;
+    tracing::info!(
+        "engine running on the internal clock: {} Hz, {} frames per block",
+        settings.sample_rate,
+        settings.block_size
+    );
+
+    let (tx, rx) = mpsc::channel();
+    let _watcher = realm::watch::watch_libraries(&settings.library_dir, tx.clone())
+        .with_context(|| format!("cannot watch the library directory {}", settings.library_dir.display()))?;
+    control::serve(&settings.socket, tx.clone())
+        .with_context(|| format!("cannot open the control socket {}", settings.socket.display()))?;
+
+    let signal_tx = tx.clone();
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .context("cannot install the signal handlers")?;
+    std::thread::Builder::new().name("impresario-signals".into()).spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            tracing::info!("signal {sig}: stopping");
+            let _ = signal_tx.send(Message::Shutdown);
+        }
+    })?;
+
+    let mut realm = Realm::new(config, handle).map_err(anyhow::Error::new)?;
+    tracing::info!("realm {} is up; control socket {}", realm_path.display(), settings.socket.display());
+    realm.run(rx);
+    // The clock ends every sounding note when it stops.
+    drop(clock.stop());
+    drop(realm);
+    let _ = std::fs::remove_file(&settings.socket);
+    Ok(())
+}
