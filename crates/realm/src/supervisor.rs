@@ -87,6 +87,7 @@ pub struct Realm {
     last_thaw_try: Instant,
     started: Instant,
     pending_libraries: BTreeMap<String, Instant>,
+    ticks: u64,
 }
 
 fn err_text(e: &CallError) -> String {
@@ -122,6 +123,7 @@ impl Realm {
             last_thaw_try: Instant::now(),
             started: Instant::now(),
             pending_libraries: BTreeMap::new(),
+            ticks: 0,
         };
         if let vault::OpenReport::Recovered { .. } = report {
             realm.vault_changed_at = Some(Instant::now());
@@ -633,6 +635,7 @@ impl Realm {
 
     /// One reconcile period's work. Control thread.
     pub fn tick(&mut self) {
+        self.ticks += 1;
         self.engine.collect_garbage();
         let failures = self.engine.take_failures();
         if failures != 0 {
@@ -793,6 +796,7 @@ impl Realm {
         json!({
             "uptime_s": self.started.elapsed().as_secs_f64(),
             "pid": std::process::id(),
+            "reconcile_ticks": self.ticks,
             "realm": self.config.path,
             "realm_error": self.realm_error,
             "imps": imps,

@@ -1,0 +1,322 @@
+//! Test harness: runs the real `impresario` binary on a temporary realm and
+//! talks to it like a musician would (realm.toml edits, `status --json`,
+//! `send`), plus helpers that build imp libraries with cargo.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `impresario` binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_impresario"))
+}
+
+/// A library the workspace build produced next to the binary.
+pub fn built_library(name: &str) -> PathBuf {
+    let dir = binary().parent().expect("binary has a directory").to_path_buf();
+    let path = dir.join(format!("lib{name}.so"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (`cargo build --workspace`, which `cargo xtask test` does)",
+        path.display()
+    );
+    path
+}
+
+/// A daemon running on a temporary realm.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Realm settings that keep tests quick.
+pub const FAST: &str = "reconcile_ms = 50\nthaw_retry_ms = 200\nvault_debounce_ms = 100\nreload_debounce_ms = 150\n";
+
+impl Daemon {
+    /// A temporary directory with `libs/` holding copies of `libraries`.
+    pub fn prepare(libraries: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("libs")).unwrap();
+        for lib in libraries {
+            std::fs::copy(built_library(lib), dir.path().join("libs").join(format!("lib{lib}.so"))).unwrap();
+        }
+        dir
+    }
+
+    /// Writes `realm.toml` (a `[realm]` table with `library_dir = "libs"`
+    /// and [`FAST`] settings is put in front of `body`) and starts the daemon.
+    pub fn start(libraries: &[&str], body: &str) -> Daemon {
+        let dir = Self::prepare(libraries);
+        std::fs::write(dir.path().join("realm.toml"), realm_text(body)).unwrap();
+        Self::start_in(dir, &[])
+    }
+
+    /// Starts the daemon in a prepared directory.
+    pub fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(binary());
+        cmd.arg("run")
+            .arg("--realm")
+            .arg(dir.path().join("realm.toml"))
+            .current_dir(dir.path())
+            .env("IMPRESARIO_LOG", "info,realm=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start impresario");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let d = Daemon {
+            dir,
+            child: Some(child),
+            log,
+        };
+        d.wait_for("the realm to come up", |_| true);
+        d
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn realm(&self) -> PathBuf {
+        self.path("realm.toml")
+    }
+
+    /// Runs an `impresario` subcommand against this daemon.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary())
+            .args(args)
+            .arg("--realm")
+            .arg(self.realm())
+            .output()
+            .expect("run impresario")
+    }
+
+    /// `status --json`, or `None` when the daemon does not answer.
+    pub fn try_status(&self) -> Option<Value> {
+        let out = self.cli(&["status", "--json"]);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn status(&self) -> Value {
+        self.try_status().unwrap_or_else(|| panic!("daemon does not answer; log:\n{}", self.log_text()))
+    }
+
+    /// Status entry of imp `name`.
+    pub fn imp(&self, name: &str) -> Value {
+        imp_of(&self.status(), name)
+    }
+
+    /// Polls `status --json` until `pred` holds (60 s at most).
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.try_status() {
+                if pred(&s) {
+                    return s;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; last status:\n{:#}\nlog:\n{}",
+                    self.try_status().unwrap_or(Value::Null),
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn send(&self, imp: &str, bytes: &[&str]) {
+        let mut args = vec!["send", imp];
+        args.extend_from_slice(bytes);
+        let out = self.cli(&args);
+        assert!(out.status.success(), "send failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().expect("wait")
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The realm text the harness writes: settings, then `body`.
+pub fn realm_text(body: &str) -> String {
+    format!("[realm]\nlibrary_dir = \"libs\"\n{FAST}\n{body}")
+}
+
+/// Status entry of imp `name`.
+pub fn imp_of(status: &Value, name: &str) -> Value {
+    status["imps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["name"] == name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// A copy of an imp crate outside the workspace, which a test can edit and
+/// rebuild with cargo while a daemon runs.
+pub struct ImpCrate {
+    pub dir: PathBuf,
+    pub target: PathBuf,
+    pub name: String,
+}
+
+impl ImpCrate {
+    /// Copies `imps/<name>` to `dir`, as its own workspace, depending on
+    /// this workspace's `imp` and `imp-build` by path and pinned by its
+    /// Cargo.lock. Builds go to `target` (shared between runs, so only the
+    /// first build compiles the dependencies).
+    pub fn copy(name: &str, dir: &Path, target: &Path) -> ImpCrate {
+        let ws = workspace();
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        let src = ws.join("imps").join(name);
+        std::fs::copy(src.join("src/lib.rs"), dir.join("src/lib.rs")).unwrap();
+        std::fs::copy(src.join("build.rs"), dir.join("build.rs")).unwrap();
+        std::fs::copy(ws.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+        let manifest = std::fs::read_to_string(src.join("Cargo.toml")).unwrap();
+        let root: toml_like::Root = toml_like::Root::read(&ws.join("Cargo.toml"));
+        let mut out = String::new();
+        for line in manifest.lines() {
+            let line = line.trim_end();
+            if line.starts_with("version.workspace") {
+                out.push_str("version = \"0.1.0\"\n");
+            } else if line.starts_with("edition.workspace") {
+                out.push_str("edition = \"2021\"\n");
+            } else if line.starts_with("license.workspace") {
+            } else if let Some(dep) = line.strip_suffix(".workspace = true") {
+                out.push_str(&format!("{dep} = {}\n", root.dependency(dep, &ws)));
+            } else if line.starts_with("imp-build = ") {
+                out.push_str(&format!("imp-build = {{ path = {:?} }}\n", ws.join("crates/imp-build")));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out.push_str("\n[workspace]\n");
+        std::fs::write(dir.join("Cargo.toml"), out).unwrap();
+        ImpCrate {
+            dir: dir.to_path_buf(),
+            target: target.to_path_buf(),
+            name: name.to_string(),
+        }
+    }
+
+    /// Replaces `from` by `to` in `src/lib.rs` (which must contain it).
+    pub fn edit(&self, from: &str, to: &str) {
+        let path = self.dir.join("src/lib.rs");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "src/lib.rs of {} has no `{from}`", self.name);
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// `cargo build` (debug) with the target dir; panics with cargo's output on failure.
+    pub fn build(&self) {
+        let out = Command::new(env!("CARGO"))
+            .args(["build", "--offline", "--quiet"])
+            .current_dir(&self.dir)
+            .env("CARGO_TARGET_DIR", &self.target)
+            .output()
+            .expect("run cargo");
+        assert!(out.status.success(), "cargo build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Where the build puts the library.
+    pub fn library_dir(&self) -> PathBuf {
+        self.target.join("debug")
+    }
+}
+
+/// Just enough of the root Cargo.toml to resolve `x.workspace = true`.
+mod toml_like {
+    use std::path::Path;
+
+    pub struct Root {
+        deps: Vec<(String, String)>,
+    }
+
+    impl Root {
+        pub fn read(path: &Path) -> Root {
+            let text = std::fs::read_to_string(path).unwrap();
+            let mut in_deps = false;
+            let mut deps = Vec::new();
+            for line in text.lines() {
+                if line.starts_with('[') {
+                    in_deps = line.trim() == "[workspace.dependencies]";
+                    continue;
+                }
+                if in_deps {
+                    if let Some((k, v)) = line.split_once(" = ") {
+                        deps.push((k.trim().to_string(), v.trim().to_string()));
+                    }
+                }
+            }
+            Root { deps }
+        }
+
+        pub fn dependency(&self, name: &str, ws: &Path) -> String {
+            let v = &self
+                .deps
+                .iter()
+                .find(|(k, _)| k == name)
+                .unwrap_or_else(|| panic!("no workspace dependency {name}"))
+                .1;
+            // Path dependencies are relative to the workspace root.
+            match v.split_once("path = \"") {
+                Some((_, rest)) => {
+                    let rel = rest.split('"').next().unwrap();
+                    format!("{{ path = {:?} }}", ws.join(rel))
+                }
+                None => v.clone(),
+            }
+        }
+    }
+}
