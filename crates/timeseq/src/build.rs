@@ -167,6 +167,8 @@ impl<'a> Builder<'a> {
                     active: 0,
                     repeat_count: 0,
                     acc: 0.0,
+                    fast_seg: NO_SEG,
+                    fast_limit: 0,
                 });
             }
             let l_end = self.p.lanes.len() as u32;
@@ -401,7 +403,21 @@ impl<'a> Builder<'a> {
         }
         self.pop();
         let og_start = self.p.ongoing.len() as u32;
-        self.p.ongoing.extend_from_slice(&og);
+        for id in og {
+            let node = self.p.actions[id as usize];
+            let tagged = match node.kind {
+                AKind::Glide { g } => {
+                    self.p.glides[g as usize].cond = node.cond;
+                    g
+                }
+                AKind::Gate { g } => {
+                    self.p.gates[g as usize].cond = node.cond;
+                    g | GATE_TAG
+                }
+                _ => continue,
+            };
+            self.p.ongoing.push(tagged);
+        }
         let og_end = self.p.ongoing.len() as u32;
         self.p.segs.push(SegNode {
             kind,
@@ -962,6 +978,7 @@ impl<'a> Builder<'a> {
                 };
                 let ease = if *pow { *ease } else { *ease * 3.5f32 };
                 self.p.glides.push(Glide {
+                    cond: None,
                     start_val: sv,
                     end_val: ev,
                     target,
@@ -982,6 +999,7 @@ impl<'a> Builder<'a> {
                 let (port, ch) = self.io(output, "outputs");
                 self.pop();
                 self.p.gates.push(Gate {
+                    cond: None,
                     port,
                     ch,
                     ratio: *ratio,

@@ -52,6 +52,9 @@ pub struct Engine {
     stop_requested: bool,
     rng: u64,
     elapsed: u64,
+    skip: u64,
+    skipped: u64,
+    events_dirty: bool,
 }
 
 /// Marker for "no label set".
@@ -133,6 +136,9 @@ impl Engine {
             stop_requested: false,
             rng: 0x9E37_79B9_7F4A_7C15,
             elapsed: 0,
+            skip: 0,
+            skipped: 0,
+            events_dirty: false,
         }
     }
 
@@ -307,17 +313,56 @@ impl Engine {
     }
 
     /// Processes one engine sample, running `rate` script samples (the reference's `process(rate)`).
+    #[inline]
     pub fn process(&mut self, rate: u32) {
+        if self.skip >= rate as u64
+            && self.status == Status::Running
+            && !self.reset_pending
+            && self.start_delay == 0
+        {
+            // Fast path: nothing but position advances can happen in these samples.
+            if self.events_dirty {
+                self.clear_events();
+            }
+            for _ in 0..rate {
+                self.skip -= 1;
+                self.skipped += 1;
+                self.elapsed = self.elapsed.wrapping_add(1);
+                if !self.p.input_triggers.is_empty() {
+                    self.input_triggers();
+                    if !self.pending.is_empty() {
+                        self.catch_up();
+                        self.skip = 0;
+                        break;
+                    }
+                }
+            }
+            return;
+        }
+        self.process_slow(rate);
+    }
+
+    fn clear_events(&mut self) {
+        self.events_dirty = false;
         self.fired.clear();
         self.label_events = [NO_LABEL; 8];
         self.failures.clear();
         self.assert_vals.clear();
+    }
+
+    #[inline(never)]
+    fn process_slow(&mut self, rate: u32) {
+        if self.events_dirty {
+            self.clear_events();
+        }
         if self.start_delay > 0 {
             self.start_delay -= 1;
             return;
         }
         if self.reset_pending {
             self.reset_pending = false;
+            self.catch_up();
+            self.skip = 0;
             self.do_reset();
         }
         match self.status {
@@ -325,12 +370,26 @@ impl Engine {
             Status::Paused => {}
             Status::Running => {
                 for _ in 0..rate {
+                    if self.skip > 0 {
+                        // Nothing but position advances can happen in this sample.
+                        self.skip -= 1;
+                        self.skipped += 1;
+                        self.input_triggers();
+                        self.elapsed = self.elapsed.wrapping_add(1);
+                        if !self.pending.is_empty() {
+                            self.catch_up();
+                            self.skip = 0;
+                        }
+                        continue;
+                    }
+                    self.catch_up();
                     self.sample();
                     if self.stop_requested {
                         self.stop_requested = false;
                         self.status = Status::Paused;
                         break;
                     }
+                    self.skip = self.quiet_samples();
                 }
             }
         }
@@ -358,10 +417,31 @@ impl Engine {
     }
 
     #[inline]
-    fn sample(&mut self) {
+    fn active_clear(&mut self) {
         for t in self.active.drain(..) {
             self.active_flag[t as usize] = false;
         }
+    }
+
+    #[inline]
+    fn input_triggers(&mut self) {
+        for i in 0..self.p.input_triggers.len() {
+            let it = self.p.input_triggers[i];
+            let v = self.inputs[it.port as usize][it.ch as usize];
+            if it.high {
+                if v <= 0.0 {
+                    self.p.input_triggers[i].high = false;
+                }
+            } else if v >= 1.0 {
+                self.p.input_triggers[i].high = true;
+                self.fire(it.id);
+            }
+        }
+    }
+
+    #[inline]
+    fn sample(&mut self) {
+        self.active_clear();
         std::mem::swap(&mut self.active, &mut self.pending);
         for &t in self.active.iter() {
             self.active_flag[t as usize] = true;
@@ -396,18 +476,7 @@ impl Engine {
                 }
             }
         }
-        for i in 0..self.p.input_triggers.len() {
-            let it = self.p.input_triggers[i];
-            let v = self.inputs[it.port as usize][it.ch as usize];
-            if it.high {
-                if v <= 0.0 {
-                    self.p.input_triggers[i].high = false;
-                }
-            } else if v >= 1.0 {
-                self.p.input_triggers[i].high = true;
-                self.fire(it.id);
-            }
-        }
+        self.input_triggers();
         self.elapsed = self.elapsed.wrapping_add(1);
     }
 
@@ -419,6 +488,7 @@ impl Engine {
             // Membership is all lanes need: replace a duplicate slot if any.
             self.dropped_events += 1;
         }
+        self.events_dirty = true;
         if self.fired.len() < self.fired.capacity() {
             self.fired.push(t);
         } else {
@@ -443,6 +513,7 @@ impl Engine {
         }
         if self.p.lanes[l].state != LANE_IDLE && self.has_trigger(lane.stop_trig) {
             self.p.lanes[l].state = LANE_IDLE;
+            self.p.lanes[l].fast_seg = NO_SEG;
             return true;
         }
         false
@@ -450,6 +521,7 @@ impl Engine {
 
     fn lane_reset(&mut self, l: usize) {
         let lane = &mut self.p.lanes[l];
+        lane.fast_seg = NO_SEG;
         lane.repeat_count = 0;
         lane.active = 0;
         lane.acc = 0.0;
@@ -473,6 +545,7 @@ impl Engine {
             && (lane.looping || (lane.repeat > 1 && lane.repeat_count < lane.repeat - 1))
         {
             let lm = &mut self.p.lanes[l];
+            lm.fast_seg = NO_SEG;
             lm.repeat_count += 1;
             lm.active = 0;
             lm.state = LANE_PROCESSING;
@@ -489,6 +562,30 @@ impl Engine {
     /// Returns true when the lane just became pending.
     #[inline]
     fn lane_process(&mut self, l: usize) -> bool {
+        let fast = self.p.lanes[l].fast_seg;
+        if fast != NO_SEG {
+            let limit = self.p.lanes[l].fast_limit;
+            let seg = &mut self.p.segs[fast as usize];
+            if seg.pos < limit {
+                seg.pos += 1;
+                let pos = seg.pos;
+                let (a, b) = (seg.og_start, seg.og_end);
+                for i in a..b {
+                    let tag = self.p.ongoing[i as usize];
+                    if tag & GATE_TAG == 0 {
+                        self.glide_write(tag as usize, false, pos);
+                    }
+                }
+                return false;
+            }
+        }
+        let r = self.lane_process_slow(l);
+        self.update_fast(l);
+        r
+    }
+
+    #[inline]
+    fn lane_process_slow(&mut self, l: usize) -> bool {
         let lane = self.p.lanes[l];
         if lane.state != LANE_PROCESSING || lane.e_end == lane.e_start {
             return false;
@@ -517,35 +614,16 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn seg_process(&mut self, inst: u32, mut drift: f64) -> f64 {
         let ins = self.p.insts[inst as usize];
         let s = ins.seg as usize;
-        let mut starting = false;
-        if self.p.segs[s].state == ST_START {
-            for i in ins.st_start..ins.st_end {
-                let a = self.p.alist[i as usize];
-                self.run_action(a);
-            }
-            match self.p.segs[s].kind {
-                DurKind::Const => {}
-                DurKind::Factor { val, factor } => {
-                    let v = self.eval(val);
-                    let x = if factor != 1.0 { v * factor } else { v };
-                    let (d, dr) = value_samples(x);
-                    self.p.segs[s].duration = d;
-                    self.p.segs[s].drift = dr;
-                }
-                DurKind::Hz { val, sr } => {
-                    let v = self.eval(val);
-                    let (d, dr) = value_samples(sr / v);
-                    self.p.segs[s].duration = d;
-                    self.p.segs[s].drift = dr;
-                }
-            }
-            starting = true;
+        let starting = self.p.segs[s].state == ST_START;
+        if starting {
+            self.seg_start(&ins);
         }
         let seg = &mut self.p.segs[s];
-        if seg.state == ST_START {
+        if starting {
             seg.pos = 0;
             drift += seg.drift;
         }
@@ -565,7 +643,10 @@ impl Engine {
         let (og_start, og_end) = (seg.og_start, seg.og_end);
         for i in og_start..og_end {
             let a = self.p.ongoing[i as usize];
-            self.ongoing(a, starting, end, pos, dur);
+            if starting {
+                self.ongoing_start(a, dur);
+            }
+            self.ongoing(a, end, pos);
         }
         if end {
             for i in ins.en_start..ins.en_end {
@@ -576,76 +657,218 @@ impl Engine {
         drift
     }
 
-    #[inline]
-    fn ongoing(&mut self, a: u32, starting: bool, end: bool, pos: u64, dur: u64) {
-        let node = self.p.actions[a as usize];
-        match node.kind {
-            AKind::Glide { g } => {
-                let gi = g as usize;
-                if starting {
-                    let ok = match node.cond {
-                        None => true,
-                        Some(c) => self.eval_if(c),
-                    };
-                    self.p.glides[gi].active = ok;
-                    if ok {
-                        let gl = self.p.glides[gi];
-                        let s = self.eval(gl.start_val);
-                        let e = self.eval(gl.end_val);
-                        let gm = &mut self.p.glides[gi];
-                        gm.start = s;
-                        gm.end = e;
-                        gm.delta = e - s;
-                        gm.inv = if dur as f64 > 1.0 {
-                            1.0 / (dur as f64 - 1.0)
-                        } else {
-                            1.0
-                        };
-                    }
-                }
+    /// Start actions and value-based duration evaluation of a starting segment.
+    #[inline(never)]
+    fn seg_start(&mut self, ins: &Inst) {
+        let s = ins.seg as usize;
+        for i in ins.st_start..ins.st_end {
+            let a = self.p.alist[i as usize];
+            self.run_action(a);
+        }
+        match self.p.segs[s].kind {
+            DurKind::Const => {}
+            DurKind::Factor { val, factor } => {
+                let v = self.eval(val);
+                let x = if factor != 1.0 { v * factor } else { v };
+                let (d, dr) = value_samples(x);
+                self.p.segs[s].duration = d;
+                self.p.segs[s].drift = dr;
+            }
+            DurKind::Hz { val, sr } => {
+                let v = self.eval(val);
+                let (d, dr) = value_samples(sr / v);
+                self.p.segs[s].duration = d;
+                self.p.segs[s].drift = dr;
+            }
+        }
+    }
+
+    /// `start()` of an ongoing (glide/gate) action.
+    #[inline(never)]
+    fn ongoing_start(&mut self, tag: u32, dur: u64) {
+        if tag & GATE_TAG == 0 {
+            let gi = tag as usize;
+            let ok = match self.p.glides[gi].cond {
+                None => true,
+                Some(c) => self.eval_if(c),
+            };
+            self.p.glides[gi].active = ok;
+            if ok {
                 let gl = self.p.glides[gi];
-                if !gl.active {
-                    return;
-                }
-                let v = if end || pos == 0 {
-                    // pos == 0 only happens on a 1-sample segment with drift: deviation (a).
-                    gl.end as f32
+                let s = self.eval(gl.start_val);
+                let e = self.eval(gl.end_val);
+                let gm = &mut self.p.glides[gi];
+                gm.start = s;
+                gm.end = e;
+                gm.delta = e - s;
+                gm.inv = if dur as f64 > 1.0 {
+                    1.0 / (dur as f64 - 1.0)
                 } else {
-                    let t = (gl.inv * (pos - 1) as f64) as f32;
-                    let e = if gl.ease != 0.0 {
-                        ease(t, gl.ease, gl.pow)
-                    } else {
-                        t
-                    };
-                    (gl.start + gl.delta * e as f64) as f32
+                    1.0
                 };
-                match gl.target {
-                    GTarget::Output(p, c) => self.outputs[p as usize][c as usize] = v,
-                    GTarget::Var(i) => self.set_var(i, v),
-                }
             }
-            AKind::Gate { g } => {
-                let gi = g as usize;
-                if starting {
-                    let ok = match node.cond {
-                        None => true,
-                        Some(c) => self.eval_if(c),
-                    };
-                    let gm = &mut self.p.gates[gi];
-                    gm.active = ok;
-                    if ok {
-                        gm.low_pos = (gm.ratio * dur as f32).ceil().max(1.0);
-                        gm.high = true;
-                        self.outputs[gm.port as usize][gm.ch as usize] = 10.0;
+        } else {
+            let gi = (tag & !GATE_TAG) as usize;
+            let ok = match self.p.gates[gi].cond {
+                None => true,
+                Some(c) => self.eval_if(c),
+            };
+            let gm = &mut self.p.gates[gi];
+            gm.active = ok;
+            if ok {
+                gm.low_pos = (gm.ratio * dur as f32).ceil().max(1.0);
+                gm.high = true;
+                self.outputs[gm.port as usize][gm.ch as usize] = 10.0;
+            }
+        }
+    }
+
+    #[inline]
+    fn glide_value(gl: &Glide, end: bool, pos: u64) -> f32 {
+        if end || pos == 0 {
+            // pos == 0 only happens on a 1-sample segment with drift: deviation (a).
+            gl.end as f32
+        } else {
+            let t = (gl.inv * (pos - 1) as f64) as f32;
+            let e = if gl.ease != 0.0 {
+                ease(t, gl.ease, gl.pow)
+            } else {
+                t
+            };
+            (gl.start + gl.delta * e as f64) as f32
+        }
+    }
+
+    #[inline]
+    fn glide_write(&mut self, gi: usize, end: bool, pos: u64) {
+        let gl = &self.p.glides[gi];
+        if !gl.active {
+            return;
+        }
+        let v = Self::glide_value(gl, end, pos);
+        match gl.target {
+            GTarget::Output(p, c) => self.outputs[p as usize][c as usize] = v,
+            GTarget::Var(i) => self.set_var(i, v),
+        }
+    }
+
+    /// `process(pos)` or, on the ending sample, `end()` of an ongoing action.
+    #[inline]
+    fn ongoing(&mut self, tag: u32, end: bool, pos: u64) {
+        if tag & GATE_TAG == 0 {
+            self.glide_write(tag as usize, end, pos);
+        } else {
+            let gm = &mut self.p.gates[(tag & !GATE_TAG) as usize];
+            if gm.active && gm.high && (end || (pos as f32) > gm.low_pos) {
+                gm.high = false;
+                self.outputs[gm.port as usize][gm.ch as usize] = 0.0;
+            }
+        }
+    }
+
+    /// Recomputes the lane's fast-path window after a full lane step.
+    #[inline]
+    fn update_fast(&mut self, l: usize) {
+        let lane = &self.p.lanes[l];
+        let mut fast_seg = NO_SEG;
+        let mut limit = 0;
+        if lane.state == LANE_PROCESSING && lane.e_end > lane.e_start {
+            let inst = self.p.entries[(lane.e_start + lane.active) as usize];
+            let s = self.p.insts[inst as usize].seg;
+            let seg = &self.p.segs[s as usize];
+            if seg.state == ST_PROGRESS && seg.pos + 1 < seg.duration {
+                limit = seg.duration - 1;
+                for i in seg.og_start..seg.og_end {
+                    let tag = self.p.ongoing[i as usize];
+                    if tag & GATE_TAG != 0 {
+                        let gm = &self.p.gates[(tag & !GATE_TAG) as usize];
+                        if gm.active && gm.high {
+                            let low = gm.low_pos as f64;
+                            if low < (1u64 << 53) as f64 {
+                                limit = limit.min(low as u64);
+                            }
+                        }
                     }
                 }
-                let gm = &mut self.p.gates[gi];
-                if gm.active && gm.high && (end || (pos as f32) > gm.low_pos) {
-                    gm.high = false;
-                    self.outputs[gm.port as usize][gm.ch as usize] = 0.0;
+                if seg.pos < limit {
+                    fast_seg = s;
                 }
             }
-            _ => {}
+        }
+        let lane = &mut self.p.lanes[l];
+        lane.fast_seg = fast_seg;
+        lane.fast_limit = limit;
+    }
+
+    /// Number of following samples in which lane `l` provably does nothing but advance
+    /// its active segment's position (no action can write anything).
+    #[inline]
+    fn lane_quiet(&self, l: usize) -> u64 {
+        let lane = &self.p.lanes[l];
+        if lane.state != LANE_PROCESSING || lane.e_end == lane.e_start {
+            return u64::MAX;
+        }
+        let inst = self.p.entries[(lane.e_start + lane.active) as usize];
+        let seg = &self.p.segs[self.p.insts[inst as usize].seg as usize];
+        if seg.state != ST_PROGRESS || seg.pos + 1 >= seg.duration {
+            return 0;
+        }
+        let mut q = seg.duration - 1 - seg.pos;
+        for i in seg.og_start..seg.og_end {
+            let tag = self.p.ongoing[i as usize];
+            if tag & GATE_TAG == 0 {
+                if self.p.glides[tag as usize].active {
+                    return 0;
+                }
+            } else {
+                let gm = &self.p.gates[(tag & !GATE_TAG) as usize];
+                if gm.active && gm.high {
+                    // The gate falls at the first position > low_pos.
+                    let low = gm.low_pos as f64;
+                    if low >= (1u64 << 53) as f64 {
+                        continue;
+                    }
+                    let low = low as u64;
+                    if low <= seg.pos {
+                        return 0;
+                    }
+                    q = q.min(low - seg.pos);
+                }
+            }
+        }
+        q
+    }
+
+    /// How many following samples can be skipped entirely.
+    fn quiet_samples(&self) -> u64 {
+        if !self.pending.is_empty() {
+            return 0;
+        }
+        let mut q = u64::MAX;
+        for l in 0..self.p.lanes.len() {
+            q = q.min(self.lane_quiet(l));
+            if q == 0 {
+                return 0;
+            }
+        }
+        q
+    }
+
+    /// Applies the position advance of skipped samples.
+    fn catch_up(&mut self) {
+        let n = self.skipped;
+        if n == 0 {
+            return;
+        }
+        self.skipped = 0;
+        for l in 0..self.p.lanes.len() {
+            let lane = self.p.lanes[l];
+            if lane.state != LANE_PROCESSING || lane.e_end == lane.e_start {
+                continue;
+            }
+            let inst = self.p.entries[(lane.e_start + lane.active) as usize];
+            let seg = self.p.insts[inst as usize].seg as usize;
+            self.p.segs[seg].pos += n;
         }
     }
 
@@ -674,9 +897,11 @@ impl Engine {
             AKind::SetLabel { port, label } => {
                 self.labels[port as usize] = label;
                 self.label_events[port as usize] = label;
+                self.events_dirty = true;
             }
             AKind::Assert { name, expect, stop } => {
                 let start = self.assert_vals.len();
+                self.events_dirty = true;
                 let ok = self.eval_if_full(expect);
                 if ok {
                     self.assert_vals.truncate(start);

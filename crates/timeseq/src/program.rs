@@ -116,6 +116,7 @@ pub(crate) enum GTarget {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Glide {
+    pub cond: Option<u32>,
     pub start_val: u32,
     pub end_val: u32,
     pub target: GTarget,
@@ -131,6 +132,7 @@ pub(crate) struct Glide {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Gate {
+    pub cond: Option<u32>,
     pub port: u8,
     pub ch: u8,
     pub ratio: f32,
@@ -158,7 +160,7 @@ pub(crate) struct SegNode {
     pub drift: f64,
     pub state: u8,
     pub pos: u64,
-    /// range into `ongoing` (action ids)
+    /// range into `ongoing` (glide index, or gate index | `GATE_TAG`)
     pub og_start: u32,
     pub og_end: u32,
 }
@@ -178,6 +180,8 @@ pub(crate) const LANE_PROCESSING: u8 = 1;
 pub(crate) const LANE_PENDING: u8 = 2;
 
 pub(crate) const NO_TRIG: u32 = u32::MAX;
+pub(crate) const NO_SEG: u32 = u32::MAX;
+pub(crate) const GATE_TAG: u32 = 1 << 31;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Lane {
@@ -194,6 +198,10 @@ pub(crate) struct Lane {
     pub active: u32,
     pub repeat_count: u64,
     pub acc: f64,
+    /// Fast path: segment node in which plain position increments are valid while its
+    /// position is below `fast_limit` (`NO_SEG` when disabled).
+    pub fast_seg: u32,
+    pub fast_limit: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
