@@ -98,8 +98,7 @@ fn parse_hex(bytes: &[String]) -> Result<Vec<u8>> {
 }
 
 fn socket_of(realm_path: &Path) -> Result<PathBuf> {
-    let config = RealmConfig::load(realm_path).map_err(anyhow::Error::new)?;
-    Ok(config.settings.socket)
+    Ok(RealmConfig::socket_path(realm_path))
 }
 
 fn ask(realm_path: &Path, request: Request) -> Result<Value> {

@@ -168,6 +168,18 @@ impl RealmConfig {
         Self::parse(path, &text)
     }
 
+    /// The control socket of the realm at `path`, found leniently: a realm
+    /// file with an error elsewhere (an edit the daemon rejected) must not
+    /// keep `impresario status` from reaching the daemon.
+    pub fn socket_path(path: &Path) -> PathBuf {
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let declared = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .and_then(|t| t.get("realm")?.get("socket")?.as_str().map(PathBuf::from));
+        base.join(declared.unwrap_or_else(|| Settings::default().socket))
+    }
+
     /// Validates `text` as the contents of `path`.
     pub fn parse(path: &Path, text: &str) -> Result<RealmConfig, ConfigError> {
         let err = |span: Option<Range<usize>>, message: String| {
