@@ -564,7 +564,8 @@ impl Default for VoiceConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DrumConfig {
-    /// Key → GM drum note (35..=81).
+    /// Key → GM drum note (35..=81). JSON keys are note numbers as strings.
+    #[serde(deserialize_with = "note_keyed_map")]
     pub map: BTreeMap<u8, u8>,
     /// Fold unmapped keys onto the GM kit.
     pub fold: bool,
@@ -577,6 +578,21 @@ impl Default for DrumConfig {
             fold: true,
         }
     }
+}
+
+/// Reads `{"36": 38}`. Going through string keys keeps this working inside
+/// internally tagged enums (control messages), where serde buffers the input
+/// and no longer turns "36" into a number.
+fn note_keyed_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<u8, u8>, D::Error> {
+    let raw = BTreeMap::<String, u8>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match k.trim().parse::<u8>() {
+            Ok(n) if n < 128 => Ok((n, v)),
+            _ => Err(serde::de::Error::custom(format!(
+                "drum map key {k:?} is not a note 0..=127"
+            ))),
+        })
+        .collect()
 }
 
 /// A configuration error: where (path of the field in the JSON, like
@@ -646,10 +662,9 @@ impl BardConfig {
 
     /// Like [`from_json`](Self::from_json) from a parsed JSON value.
     pub fn from_value(value: serde_json::Value) -> Result<BardConfig, ConfigError> {
-        let cfg: BardConfig = serde_path_to_error::deserialize(value)
-            .map_err(|e| err(e.path().to_string(), Problem::Json(e.inner().to_string())))?;
-        cfg.validate()?;
-        Ok(cfg)
+        // Through text: serde_json's `Value` deserializer does not turn the
+        // string keys of JSON objects into the integer keys of the drum map.
+        BardConfig::from_json(&value.to_string())
     }
 
     /// Pretty JSON for the vault (stable key order).
