@@ -1,4 +1,6 @@
 //! Plain event, timing and sink types shared with the engine.
+//!
+//! Everything here is plain data: any thread may use it, nothing allocates.
 
 /// One MIDI event at a sample offset inside the current block.
 ///

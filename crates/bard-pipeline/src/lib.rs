@@ -73,6 +73,36 @@
 //! counting global allocator. Capacities are fixed ([`limits`]); beyond them
 //! note-ons are dropped (counted in [`Stats`]), never note-offs.
 //!
+//! ## Which thread calls what
+//!
+//! | call | thread | allocates |
+//! |---|---|---|
+//! | [`BardConfig::from_json`], [`BardConfig::apply_control`], [`ControlMessage::from_json`], [`PreparedConfig::new`], [`Bard::new`] | any non-real-time thread | yes |
+//! | [`Bard::process`], [`Bard::all_notes_off`], [`Bard::apply_config`], [`Bard::save_transient`], [`Bard::restore_transient`], [`Bard::stats`], [`Bard::sounding`] | the engine thread | never |
+//! | dropping a [`PreparedConfig`] or a [`Bard`] | a non-real-time thread | frees |
+//! | [`NoteEvent`], [`BlockContext`], [`FixedSink`], [`SliceSink`] (plain data) | any | never |
+//!
+//! ## Decisions
+//!
+//! * A note in no zone is silent; a note in several zones plays in each.
+//! * Two owners of the same output note (two keys snapped onto one scale
+//!   note, a chord note and an arpeggio note…): the second re-strikes it
+//!   (note-off + note-on at the same frame), the last release ends it.
+//! * The arpeggiator's first note sounds at the key press and the next ones
+//!   follow the grid (the first grid step at least half a step later);
+//!   `quantize_start` waits for the grid instead. Latch: released notes keep
+//!   playing until a key is pressed with none held, which starts a new set.
+//! * On a configuration change, notes already in an arpeggiator stay as they
+//!   were computed (new keys use the new stages); an arpeggiator whose zone
+//!   loses it stops, its sounding note still ends on time. A step pattern
+//!   switched or muted keeps its tick position (the switch is immediate,
+//!   in phase). A free-running movement starts on the first tick after the
+//!   configuration that adds it.
+//! * White-key mode: black keys are silent. Drum notes are not transposed.
+//! * `all_notes_off` writes at frame 0; it is meant between blocks.
+//! * Output channel: the zone's `out_channel`, else the input channel; drums
+//!   always on channel 10.
+//!
 //! ## Configuration (vault JSON)
 //!
 //! Every field has a default; `{}` is a transparent pass-through. Channels are

@@ -684,3 +684,85 @@ fn the_allocation_guard_catches_an_allocation() {
         std::hint::black_box(Vec::<u8>::with_capacity(8))
     });
 }
+
+#[test]
+fn movement_own_tempo_and_a_voice_that_stops() {
+    // 60 BPM and 1 tick per beat: a tick is 48000 samples whatever the engine tempo.
+    let mut r = Rig::json(
+        r#"{"zones":[{"high":0,"movement":{"ticks_per_beat":1,"bpm":60.0,
+            "patterns":{"a":{"length":1,"notes":[{"tick":0,"note":50}]}},
+            "voices":[{"patterns":["a"],"repeat":2,"cycle":false}]}}]}"#,
+    );
+    r.bpm = 133.0;
+    r.run(200_000, &[]);
+    assert_eq!(
+        r.take(),
+        vec![
+            on(0, 0, 0, 50, 100),
+            off(48000, 0, 0, 50),
+            on(48000, 0, 0, 50, 100),
+            off(96000, 0, 0, 50)
+        ]
+    );
+}
+
+#[test]
+fn switching_patterns_keeps_the_position() {
+    let cfg = BardConfig::from_json(
+        r#"{"zones":[{"high":0,"movement":{"ticks_per_beat":4,"patterns":{
+            "a":{"length":4,"notes":[{"tick":0,"note":60}]},
+            "b":{"length":4,"notes":[{"tick":1,"note":72},{"tick":3,"note":74}]}},
+            "voices":[{"patterns":["a"]}]}}]}"#,
+    )
+    .unwrap();
+    let mut r = Rig::new(PreparedConfig::new(&cfg).unwrap());
+    r.run(13000, &[]);
+    let b = cfg
+        .apply_control(&ControlMessage::SwitchPatterns {
+            zone: 0,
+            voice: 0,
+            patterns: vec!["b".into()],
+        })
+        .unwrap();
+    r.apply(PreparedConfig::new(&b).unwrap());
+    r.run(31000, &[]);
+    assert_eq!(note_ons(&r.take()), vec![(0, 60), (18000, 74), (30000, 72)]);
+}
+
+#[test]
+fn arpeggiated_drums() {
+    let mut r = Rig::json(
+        r#"{"zones":[{"drums":{"map":{"60":36,"62":38}},"arp":{"mode":"up","rate":"1/8","gate":0.5,"quantize_start":true}}]}"#,
+    );
+    r.run(36001, &[key_on(5, 0, 62, 100), key_on(6, 0, 60, 90)]);
+    assert_eq!(
+        r.take(),
+        vec![
+            on(12000, 0, 9, 36, 90),
+            off(18000, 0, 9, 36),
+            on(24000, 0, 9, 38, 100),
+            off(30000, 0, 9, 38),
+            on(36000, 0, 9, 36, 90)
+        ]
+    );
+}
+
+#[test]
+fn out_of_order_and_out_of_range_frames_are_clamped() {
+    let mut bard = Bard::new(PreparedConfig::default());
+    let mut sink = FixedSink::<8>::new();
+    let ctx = BlockContext {
+        block_start: 0,
+        frames: 64,
+        sample_rate: 48000.0,
+        bpm: 120.0,
+    };
+    let input = [
+        NoteEvent::note_on(30, 0, 0, 60, 100),
+        NoteEvent::note_on(10, 0, 0, 61, 100),
+        NoteEvent::note_on(99, 0, 0, 62, 100),
+    ];
+    no_alloc("process", || bard.process(&input, &ctx, &mut sink));
+    let frames: Vec<u32> = sink.events().iter().map(|e| e.frame).collect();
+    assert_eq!(frames, vec![30, 30, 63]);
+}
