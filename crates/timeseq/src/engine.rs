@@ -55,7 +55,13 @@ pub struct Engine {
     skip: u64,
     skipped: u64,
     events_dirty: bool,
+    plain: bool,
+    seq_depth: u32,
+    seq_depth_overflows: u64,
 }
+
+/// Maximum nesting of sequence reads that evaluate values reading sequences.
+pub const MAX_SEQ_DEPTH: u32 = 64;
 
 /// Marker for "no label set".
 pub const NO_LABEL: u32 = u32::MAX;
@@ -139,6 +145,9 @@ impl Engine {
             skip: 0,
             skipped: 0,
             events_dirty: false,
+            plain: false,
+            seq_depth: 0,
+            seq_depth_overflows: 0,
         }
     }
 
@@ -147,6 +156,18 @@ impl Engine {
         self.rng = seed ^ 0x9E37_79B9_7F4A_7C15;
         if self.rng == 0 {
             self.rng = 1;
+        }
+    }
+
+    /// Disables (or re-enables) the skip-ahead and per-lane fast paths, so that every
+    /// sample takes the plain step-by-step path of the reference. The output is identical
+    /// either way; this exists for differential testing and benchmarking.
+    pub fn set_plain_processing(&mut self, plain: bool) {
+        self.plain = plain;
+        self.catch_up();
+        self.skip = 0;
+        for l in self.p.lanes.iter_mut() {
+            l.fast_seg = NO_SEG;
         }
     }
 
@@ -305,6 +326,12 @@ impl Engine {
     /// Number of `add-to-sequence` operations ignored because a sequence was full (deviation g).
     pub fn sequence_overflows(&self) -> u64 {
         self.p.seqs.iter().map(|s| s.dropped).sum()
+    }
+
+    /// Sequence reads cut off at [`MAX_SEQ_DEPTH`] (a value stored in a sequence that reads
+    /// the sequence again; the reference overflows its stack there).
+    pub fn sequence_recursion_cutoffs(&self) -> u64 {
+        self.seq_depth_overflows
     }
 
     /// Events (triggers/asserts) that did not fit the preallocated event buffers.
@@ -772,7 +799,7 @@ impl Engine {
         let lane = &self.p.lanes[l];
         let mut fast_seg = NO_SEG;
         let mut limit = 0;
-        if lane.state == LANE_PROCESSING && lane.e_end > lane.e_start {
+        if !self.plain && lane.state == LANE_PROCESSING && lane.e_end > lane.e_start {
             let inst = self.p.entries[(lane.e_start + lane.active) as usize];
             let s = self.p.insts[inst as usize].seg;
             let seg = &self.p.segs[s as usize];
@@ -841,7 +868,7 @@ impl Engine {
 
     /// How many following samples can be skipped entirely.
     fn quiet_samples(&self) -> u64 {
-        if !self.pending.is_empty() {
+        if self.plain || !self.pending.is_empty() {
             return 0;
         }
         let mut q = u64::MAX;
@@ -1013,7 +1040,18 @@ impl Engine {
             };
             match item {
                 SeqItem::Const(c) => c as f64,
-                SeqItem::Val(v) => self.eval(v),
+                SeqItem::Val(v) => {
+                    // A value added to a sequence may read that same sequence: the reference
+                    // recurses until the stack overflows. We stop at a fixed depth with 0 V.
+                    if self.seq_depth >= MAX_SEQ_DEPTH {
+                        self.seq_depth_overflows += 1;
+                        return 0.0;
+                    }
+                    self.seq_depth += 1;
+                    let r = self.eval(v);
+                    self.seq_depth -= 1;
+                    r
+                }
             }
         };
         let pm = &mut self.p.posprocs[pos as usize];

@@ -15,5 +15,5 @@ pub mod fmt;
 mod parse;
 mod program;
 
-pub use engine::{validate, AssertFailure, Engine, Status, NO_LABEL};
+pub use engine::{validate, AssertFailure, Engine, Status, MAX_SEQ_DEPTH, NO_LABEL};
 pub use error::{LoadError, ValidationError};

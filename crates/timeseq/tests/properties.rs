@@ -1,0 +1,342 @@
+//! Property tests: random valid scripts never panic, never allocate while processing, and
+//! the skip-ahead/fast paths produce exactly the same per-sample state as plain processing.
+
+mod common;
+
+use proptest::prelude::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use timeseq::Engine;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        if COUNTING.with(|c| c.get()) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if COUNTING.with(|c| c.get()) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Counts heap operations (alloc, dealloc, realloc) made by `f` on this thread.
+fn allocations<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    COUNT.with(|c| c.set(0));
+    COUNTING.with(|c| c.set(true));
+    let r = f();
+    COUNTING.with(|c| c.set(false));
+    (r, COUNT.with(|c| c.get()))
+}
+
+type State = ([[f32; 16]; 8], [u8; 8], Vec<f32>, usize, usize);
+
+fn snapshot(e: &Engine) -> State {
+    let mut poly = [0u8; 8];
+    for (p, v) in poly.iter_mut().enumerate() {
+        *v = e.polyphony(p);
+    }
+    let vars = (0..e.variable_names().len())
+        .map(|i| e.variable(i))
+        .collect();
+    (
+        *e.outputs(),
+        poly,
+        vars,
+        e.fired_triggers().count(),
+        e.assert_failures().len(),
+    )
+}
+
+fn drive(e: &mut Engine, n: usize) {
+    let v = match n % 97 {
+        0..=10 => 5.0,
+        11..=40 => 0.0,
+        41..=60 => 0.5,
+        _ => -2.0 + (n % 13) as f32,
+    };
+    e.set_input(0, 0, v);
+    e.set_input(1, 1, (n % 7) as f32 - 3.0);
+}
+
+/// Runs `samples` samples, asserting zero allocations, and returns the per-sample states
+/// (recorded outside the counted region).
+fn run_checked(json: &str, samples: usize, plain: bool) -> Vec<State> {
+    let mut e =
+        Engine::load(json, 48000.0).unwrap_or_else(|err| panic!("{:?}\n{json}", err.errors()));
+    e.set_plain_processing(plain);
+    e.start(0);
+    let mut states = Vec::with_capacity(samples);
+    for n in 0..samples {
+        drive(&mut e, n);
+        let ((), allocs) = allocations(|| e.process(1));
+        assert_eq!(allocs, 0, "allocation while processing sample {n}\n{json}");
+        states.push(snapshot(&e));
+    }
+    states
+}
+
+fn differential(json: &str, samples: usize) {
+    let fast = run_checked(json, samples, false);
+    let plain = run_checked(json, samples, true);
+    for (n, (a, b)) in fast.iter().zip(plain.iter()).enumerate() {
+        assert!(
+            a.0.iter()
+                .flatten()
+                .map(|x| x.to_bits())
+                .eq(b.0.iter().flatten().map(|x| x.to_bits()))
+                && a.1 == b.1
+                && a.2
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .eq(b.2.iter().map(|x| x.to_bits()))
+                && a.3 == b.3
+                && a.4 == b.4,
+            "fast and plain processing differ at sample {n}\n{json}"
+        );
+    }
+}
+
+#[test]
+fn samples_and_conformance_scripts_fast_equals_plain_without_allocation() {
+    let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(base.join("samples"))
+        .unwrap()
+        .chain(std::fs::read_dir(base.join("conformance")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for f in files {
+        let json = std::fs::read_to_string(&f).unwrap();
+        if Engine::load(&json, 48000.0).is_err() {
+            continue; // the invalid conformance cases
+        }
+        differential(&json, 30_000);
+    }
+}
+
+// ---------- random script generation ----------
+
+fn voltage() -> impl Strategy<Value = String> {
+    (-100i32..=100).prop_map(|v| format!("{}", v as f32 / 10.0))
+}
+
+fn calc() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (
+            prop::sample::select(vec!["add", "sub", "mult", "div", "max", "min", "remain"]),
+            voltage()
+        )
+            .prop_map(|(op, v)| format!(r#"{{"{op}":{v}}}"#)),
+        Just(r#"{"trunc":true}"#.to_string()),
+        Just(r#"{"frac":true}"#.to_string()),
+        prop::sample::select(vec!["up", "down", "near"])
+            .prop_map(|r| format!(r#"{{"round":"{r}"}}"#)),
+        prop::sample::select(vec!["pos", "neg"]).prop_map(|r| format!(r#"{{"sign":"{r}"}}"#)),
+        Just(r#"{"quantize":{"notes":[0,0.25,"E","G+"]}}"#.to_string()),
+        Just(r#"{"vtof":true}"#.to_string()),
+    ]
+}
+
+fn value() -> impl Strategy<Value = String> {
+    let source = prop_oneof![
+        voltage().prop_map(|v| format!(r#""voltage":{v}"#)),
+        prop::sample::select(vec!["v", "w"]).prop_map(|n| format!(r#""variable":"{n}""#)),
+        (1u8..=2, 1u8..=2).prop_map(|(p, c)| format!(r#""input":{{"index":{p},"channel":{c}}}"#)),
+        (1u8..=3, 1u8..=3).prop_map(|(p, c)| format!(r#""output":{{"index":{p},"channel":{c}}}"#)),
+        (voltage(), voltage()).prop_map(|(a, b)| format!(r#""rand":{{"lower":{a},"upper":{b}}}"#)),
+        prop::sample::select(vec!["forward", "backward", "random", "none"])
+            .prop_map(|d| format!(r#""sequence":{{"id":"s","move-after":"{d}"}}"#)),
+        prop::sample::select(vec!["C4", "e2-", "B9+"]).prop_map(|n| format!(r#""note":"{n}""#)),
+    ];
+    (source, prop::collection::vec(calc(), 0..3), any::<bool>())
+        .prop_map(|(s, calcs, q)| format!(r#"{{{s},"calc":[{}],"quantize":{q}}}"#, calcs.join(",")))
+}
+
+fn cond() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["eq", "ne", "lt", "lte", "gt", "gte"]),
+        value(),
+        value(),
+        any::<bool>(),
+    )
+        .prop_map(|(op, a, b, tol)| {
+            let t = if tol { r#","tolerance":0.5"# } else { "" };
+            format!(r#"{{"{op}":[{a},{b}]{t}}}"#)
+        })
+}
+
+fn output() -> impl Strategy<Value = String> {
+    (1u8..=3, 1u8..=3).prop_map(|(p, c)| format!(r#"{{"index":{p},"channel":{c}}}"#))
+}
+
+fn action() -> impl Strategy<Value = String> {
+    let timing = prop::sample::select(vec!["start", "end"]);
+    let op = prop_oneof![
+        (output(), value())
+            .prop_map(|(o, v)| format!(r#""set-value":{{"output":{o},"value":{v}}}"#)),
+        (prop::sample::select(vec!["v", "w"]), value())
+            .prop_map(|(n, v)| format!(r#""set-variable":{{"name":"{n}","value":{v}}}"#)),
+        prop::sample::select(vec!["a", "b", "c"]).prop_map(|t| format!(r#""trigger":"{t}""#)),
+        (1u8..=8, 1u8..=16)
+            .prop_map(|(i, c)| format!(r#""set-polyphony":{{"index":{i},"channels":{c}}}"#)),
+        (1u8..=8).prop_map(|i| format!(r#""set-label":{{"index":{i},"label":"L{i}"}}"#)),
+        cond()
+            .prop_map(|c| format!(r#""assert":{{"name":"n","expect":{c},"stop-on-fail":false}}"#)),
+        prop::sample::select(vec!["forward", "backward", "random", "none"])
+            .prop_map(|d| format!(r#""move-sequence":{{"id":"s","direction":"{d}"}}"#)),
+        (-1i32..4).prop_map(|p| format!(r#""move-sequence":{{"id":"s","position":{p}}}"#)),
+        (value(), -1i32..4, any::<bool>()).prop_map(|(v, p, c)| format!(
+            r#""add-to-sequence":{{"id":"s","value":{v},"position":{p},"as-constant-voltage":{c}}}"#
+        )),
+        (-1i32..4).prop_map(|p| format!(r#""remove-from-sequence":{{"id":"s","position":{p}}}"#)),
+        Just(r#""clear-sequence":"s""#.to_string()),
+    ];
+    let plain = (timing, op, prop::option::of(cond())).prop_map(|(t, o, c)| {
+        let c = c.map(|c| format!(r#","if":{c}"#)).unwrap_or_default();
+        format!(r#"{{"timing":"{t}",{o}{c}}}"#)
+    });
+    let glide = (value(), value(), prop_oneof![output().prop_map(|o| format!(r#""output":{o}"#)), Just(r#""variable":"g""#.to_string())], -50i32..=50, any::<bool>(), prop::option::of(cond()))
+        .prop_map(|(s, e, t, f, pow, c)| {
+            let algo = if pow { "pow" } else { "sig" };
+            let c = c.map(|c| format!(r#","if":{c}"#)).unwrap_or_default();
+            format!(
+                r#"{{"timing":"glide","start-value":{s},"end-value":{e},{t},"ease-factor":{},"ease-algorithm":"{algo}"{c}}}"#,
+                f as f32 / 10.0
+            )
+        });
+    let gate = (output(), 0u32..=10, prop::option::of(cond())).prop_map(|(o, r, c)| {
+        let c = c.map(|c| format!(r#","if":{c}"#)).unwrap_or_default();
+        format!(
+            r#"{{"timing":"gate","output":{o},"gate-high-ratio":{}{c}}}"#,
+            r as f32 / 10.0
+        )
+    });
+    prop_oneof![4 => plain, 2 => glide, 2 => gate]
+}
+
+fn duration() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (1u32..60).prop_map(|n| format!(r#"{{"samples":{n}}}"#)),
+        (1u32..100).prop_map(|n| format!(r#"{{"millis":{}}}"#, n as f32 / 97.0)),
+        (700u32..70000).prop_map(|n| format!(r#"{{"hz":{}}}"#, n as f32 + 0.37)),
+        (1u32..40).prop_map(|n| format!(r#"{{"beats":{}}}"#, n as f32 / 233.0)),
+        value().prop_map(|v| format!(r#"{{"samples":{v}}}"#)),
+        value().prop_map(|v| format!(
+            r#"{{"hz":{{"voltage":9000,"no-limit":true,"calc":[{{"add":{v}}}]}}}}"#
+        )),
+    ]
+}
+
+fn segment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        5 => (duration(), prop::collection::vec(action(), 0..4), any::<bool>())
+            .prop_map(|(d, a, ui)| format!(r#"{{"duration":{d},"actions":[{}],"disable-ui":{ui}}}"#, a.join(","))),
+        1 => prop::collection::vec(action().prop_filter("start/end only", |a| a.contains(r#""timing":"start""#) || a.contains(r#""timing":"end""#)), 0..2)
+            .prop_map(|a| format!(r#"{{"segment-block":"blk","actions":[{}]}}"#, a.join(","))),
+    ]
+}
+
+fn trig() -> impl Strategy<Value = String> {
+    prop::option::of(prop::sample::select(vec!["a", "b", "c"]))
+        .prop_map(|t| t.map(|t| format!(r#""{t}""#)).unwrap_or_default())
+}
+
+fn lane() -> impl Strategy<Value = String> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        0u32..4,
+        trig(),
+        trig(),
+        trig(),
+        prop::collection::vec(segment(), 0..4),
+        0u8..10,
+    )
+        .prop_map(|(auto, lp, rep, st, rs, sp, segs, auto_bias)| {
+            let mut keys = vec![
+                format!(r#""auto-start":{}"#, auto || auto_bias > 2),
+                format!(r#""loop":{lp}"#),
+                format!(r#""repeat":{rep}"#),
+            ];
+            for (k, v) in [
+                ("start-trigger", st),
+                ("restart-trigger", rs),
+                ("stop-trigger", sp),
+            ] {
+                if !v.is_empty() {
+                    keys.push(format!(r#""{k}":{v}"#));
+                }
+            }
+            format!(r#"{{{},"segments":[{}]}}"#, keys.join(","), segs.join(","))
+        })
+}
+
+fn timeline() -> impl Strategy<Value = String> {
+    (
+        any::<bool>(),
+        40u32..240,
+        1u32..8,
+        prop::collection::vec(lane(), 0..4),
+    )
+        .prop_map(|(ll, bpm, bpb, lanes)| {
+            format!(
+                r#"{{"time-scale":{{"bpm":{bpm},"bpb":{bpb}}},"loop-lock":{ll},"lanes":[{}]}}"#,
+                lanes.join(",")
+            )
+        })
+}
+
+fn script() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(timeline(), 0..3),
+        prop::collection::vec(value().prop_filter("no self reference", |v| !v.contains("sequence")), 0..4),
+        prop::collection::vec(action().prop_filter("start only", |a| a.contains(r#""timing":"start""#)), 0..2),
+        any::<bool>(),
+        prop::collection::vec(segment().prop_filter("no nested block", |s| !s.contains("segment-block")), 1..3),
+        1u32..3,
+    )
+        .prop_map(|(tls, seq, globals, it, blk, rep)| {
+            let it = if it { r#"{"id":"a","input":1},{"id":"c","input":{"index":2,"channel":2}}"# } else { "" };
+            format!(
+                r#"{{"type":"not-things_timeseq_script","version":"1.2.0","timelines":[{}],
+                "sequences":[{{"id":"s","values":[{}]}}],"global-actions":[{}],"input-triggers":[{it}],
+                "component-pool":{{"segment-blocks":[{{"id":"blk","repeat":{rep},"segments":[{}]}}]}}}}"#,
+                tls.join(","),
+                seq.join(","),
+                globals.join(","),
+                blk.join(",")
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96), ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_valid_scripts_never_panic_or_allocate(json in script()) {
+        let errs = Engine::load(&json, 48000.0).err().map(|e| e.errors());
+        prop_assert!(errs.is_none(), "generated script rejected: {:?}\n{}", errs, json);
+        differential(&json, 3000);
+    }
+}
