@@ -191,6 +191,8 @@ pub(crate) struct State {
     pub moves: [MoveState; MAX_ZONES],
     pub clock: Clock,
     pub stats: Stats,
+    /// Where the next block should start; `NEVER` before the first block.
+    pub next_start: u64,
 }
 
 /// The bard's real-time note pipeline. See the crate docs for the stages.
@@ -217,6 +219,7 @@ impl Bard {
                 moves: [MoveState::default(); MAX_ZONES],
                 clock: Clock::default(),
                 stats: Stats::default(),
+                next_start: NEVER,
             },
         };
         b.st.reconcile(&b.cfg, None);
@@ -396,6 +399,10 @@ impl State {
         sink: &mut impl EventSink,
     ) {
         let start = ctx.block_start;
+        if self.next_start != NEVER && start != self.next_start {
+            self.discontinuity(start);
+        }
+        self.next_start = start + ctx.frames as u64;
         let rate = ctx.rate();
         self.clock.update(start, ctx.tempo(), rate);
         for (z, zone) in cfg.zones.iter().enumerate() {
@@ -416,6 +423,24 @@ impl State {
             self.handle_input(cfg, ev, t, frame, sink);
         }
         self.run_generators(cfg, start, start + ctx.frames as u64, sink);
+    }
+
+    /// The engine clock jumped (transport relocation, a stall): pending
+    /// note-offs keep their remaining length, generators go back on the grid.
+    fn discontinuity(&mut self, start: u64) {
+        let delta = start as i128 - self.next_start as i128;
+        for t in self.offs.items[..self.offs.len].iter_mut() {
+            t.at = (t.at as i128 + delta).clamp(start as i128, u64::MAX as i128 - 1) as u64;
+        }
+        for a in self.arps.iter_mut() {
+            a.resync = true;
+            if a.fire_at != NEVER {
+                a.fire_at = start;
+            }
+        }
+        for m in self.moves.iter_mut() {
+            m.resync = true;
+        }
     }
 
     /// Puts generators whose next event lies before `start` (a jump of the

@@ -8,7 +8,7 @@
 //! 4   u16 version (1)
 //! 6   u16 reserved
 //! 8   clock: u8 valid, u64 anchor_sample, f64 anchor_beat, f64 bpm, f64 rate
-//! ..  u64 dropped_note_ons
+//! ..  u64 dropped_note_ons, u64 next block start (u64::MAX before the first block)
 //! ..  output table: u16 len, len × (u8 port, u8 channel, u8 note, u8 count, u8 pending)
 //! ..  timed offs:   u16 len, len × (u64 at, u8 port, u8 channel, u8 note)
 //! ..  held keys:    u16 len, len × (u8 source, channel, note, zone, route, n_outs, 8 × (port, channel, note))
@@ -31,6 +31,7 @@ pub const TRANSIENT_VERSION: u16 = 1;
 const CLOCK: usize = 1 + 8 * 4;
 const MAX_ENCODED: usize = 8
     + CLOCK
+    + 8
     + 8
     + 2
     + MAX_SOUNDING * 5
@@ -123,12 +124,23 @@ impl R<'_> {
         f64::from_bits(self.u64())
     }
     fn clock(&mut self) -> Clock {
-        Clock {
+        let c = Clock {
             valid: self.u8() != 0,
             anchor_sample: self.u64(),
             anchor_beat: self.f64(),
             bpm: self.f64(),
             rate: self.f64(),
+        };
+        // Nonsense numbers would stall the scheduler: start the clock afresh.
+        let sane = c.anchor_beat.is_finite()
+            && c.bpm.is_finite()
+            && c.bpm >= 1.0
+            && c.rate.is_finite()
+            && c.rate >= 1.0;
+        if sane {
+            c
+        } else {
+            Clock::default()
         }
     }
     fn count(&mut self, max: usize, what: &'static str) -> Result<usize, TransientError> {
@@ -155,6 +167,7 @@ pub(crate) fn save(st: &State, buf: &mut [u8; TRANSIENT_STATE_BYTES]) {
     w.u16(0);
     w.clock(&st.clock);
     w.u64(st.stats.dropped_note_ons);
+    w.u64(st.next_start);
     w.u16(st.out.len as u16);
     for s in &st.out.slots[..st.out.len] {
         w.bytes(&[
@@ -225,6 +238,7 @@ pub(crate) fn restore(
     r.u16();
     st.clock = r.clock();
     st.stats.dropped_note_ons = r.u64();
+    st.next_start = r.u64();
     st.out.len = r.count(MAX_SOUNDING, "too many sounding notes")?;
     for s in st.out.slots[..st.out.len].iter_mut() {
         let n = r.out_note();

@@ -1,5 +1,6 @@
 //! Property: for any stream of note events interleaved with configuration
 //! changes, tempo changes, hot swaps (save + restore into a new instance),
+//! jumps of the engine clock,
 //! intermediate all-notes-off and undersized output buffers, the output is
 //! well formed (per output/channel/note, on and off alternate), frames are
 //! in order inside each block, and after the final all-notes-off every
@@ -46,6 +47,8 @@ enum Op {
     Swap,
     AllOff,
     SinkSize(usize),
+    /// The engine clock jumps to this block index (transport relocation).
+    Relocate(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -58,6 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Swap),
         1 => Just(Op::AllOff),
         1 => prop_oneof![Just(1usize), Just(2), Just(3), 4usize..64, Just(256)].prop_map(Op::SinkSize),
+        1 => (0u64..5000).prop_map(Op::Relocate),
     ]
 }
 
@@ -198,6 +202,10 @@ impl Run {
                 self.between_blocks();
                 self.sink_size = n;
             }
+            Op::Relocate(block) => {
+                self.between_blocks();
+                self.pos = block * BLOCK as u64;
+            }
         }
     }
 
@@ -324,6 +332,7 @@ fn a_long_busy_stream_is_balanced() {
             13..=16 => Op::Advance(rnd(2000) as u32),
             17 => Op::Config(rnd(CONFIGS.len() as u64) as usize),
             18 if i % 7 == 0 => Op::Swap,
+            18 if i % 5 == 0 => Op::Relocate(rnd(3000)),
             18 => Op::Tempo(40.0 + rnd(200) as f64),
             _ => Op::SinkSize([2, 5, 256, 256][rnd(4) as usize]),
         };

@@ -766,3 +766,26 @@ fn out_of_order_and_out_of_range_frames_are_clamped() {
     let frames: Vec<u32> = sink.events().iter().map(|e| e.frame).collect();
     assert_eq!(frames, vec![30, 30, 63]);
 }
+
+#[test]
+fn a_jump_of_the_engine_clock_keeps_notes_ending_and_the_grid() {
+    let mut r = arp("up", "");
+    r.run(7040, &[key_on(10, 0, 60, 100), key_on(11, 0, 64, 100)]);
+    // Relocate the transport back to 0 while the note at 6000 (ends at 9000) sounds.
+    r.pos = 0;
+    r.run(12001, &[]);
+    assert_eq!(
+        r.take(),
+        vec![
+            on(6000, 0, 0, 60, 100),
+            // The grid is the absolute one again: a step on sample 0 …
+            on(0, 0, 0, 64, 100),
+            // … and the 1960 samples the first note had left, it still has.
+            off(1960, 0, 0, 60),
+            off(3000, 0, 0, 64),
+            on(6000, 0, 0, 60, 100),
+            off(9000, 0, 0, 60),
+            on(12000, 0, 0, 64, 100),
+        ]
+    );
+}
