@@ -45,6 +45,8 @@ enum Op {
     Config(usize),
     Tempo(f64),
     Swap,
+    /// Hot swap into an instance built with another configuration.
+    SwapTo(usize),
     AllOff,
     SinkSize(usize),
     /// The engine clock jumps to this block index (transport relocation).
@@ -59,6 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..CONFIGS.len()).prop_map(Op::Config),
         1 => (30.0f64..300.0).prop_map(Op::Tempo),
         1 => Just(Op::Swap),
+        1 => (0..CONFIGS.len()).prop_map(Op::SwapTo),
         1 => Just(Op::AllOff),
         1 => prop_oneof![Just(1usize), Just(2), Just(3), 4usize..64, Just(256)].prop_map(Op::SinkSize),
         1 => (0u64..5000).prop_map(Op::Relocate),
@@ -184,10 +187,12 @@ impl Run {
                 self.between_blocks();
                 self.bpm = bpm;
             }
-            Op::Swap => {
+            Op::Swap => self.apply(Op::SwapTo(self.current)),
+            Op::SwapTo(i) => {
                 self.between_blocks();
+                self.current = i;
                 let mut buf = Box::new([0u8; TRANSIENT_STATE_BYTES]);
-                let mut next = Bard::new(self.prepared[self.current].clone());
+                let mut next = Bard::new(self.prepared[i].clone());
                 let b = &mut *buf;
                 let old = &self.bard;
                 no_alloc("save_transient", || old.save_transient(b));
@@ -280,7 +285,11 @@ fn check_balanced(out: &[(u64, NoteEvent)]) -> Result<usize, TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+    // 160 cases by default; PROPTEST_CASES=N for a longer hunt.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(160),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn every_note_on_has_exactly_one_note_off(ops in prop::collection::vec(op(), 1..150)) {
@@ -332,6 +341,7 @@ fn a_long_busy_stream_is_balanced() {
             13..=16 => Op::Advance(rnd(2000) as u32),
             17 => Op::Config(rnd(CONFIGS.len() as u64) as usize),
             18 if i % 7 == 0 => Op::Swap,
+            18 if i % 11 == 0 => Op::SwapTo(rnd(CONFIGS.len() as u64) as usize),
             18 if i % 5 == 0 => Op::Relocate(rnd(3000)),
             18 => Op::Tempo(40.0 + rnd(200) as f64),
             _ => Op::SinkSize([2, 5, 256, 256][rnd(4) as usize]),

@@ -789,3 +789,11 @@ fn a_jump_of_the_engine_clock_keeps_notes_ending_and_the_grid() {
         ]
     );
 }
+
+#[test]
+fn the_pipeline_and_its_config_can_move_between_threads() {
+    fn send<T: Send + 'static>() {}
+    send::<Bard>();
+    send::<PreparedConfig>();
+    send::<BardConfig>();
+}
