@@ -67,12 +67,17 @@ enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let realm_path = cli.realm.clone().unwrap_or_else(|| PathBuf::from("realm.toml"));
+    let realm_path = cli
+        .realm
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("realm.toml"));
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&realm_path),
         Command::Status { json } => status(&realm_path, json),
         Command::Reload { imp } => simple(&realm_path, Request::Reload { imp }),
-        Command::Send { imp, bytes } => parse_hex(&bytes).and_then(|bytes| simple(&realm_path, Request::Send { imp, bytes })),
+        Command::Send { imp, bytes } => {
+            parse_hex(&bytes).and_then(|bytes| simple(&realm_path, Request::Send { imp, bytes }))
+        }
         Command::Control { imp, message } => serde_json::from_str(&message)
             .context("the message is not valid JSON")
             .and_then(|message| simple(&realm_path, Request::Control { imp, message })),
@@ -133,7 +138,10 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
     if let Some(e) = v["realm_error"].as_str() {
         println!("realm.toml edit REJECTED (the running realm is kept): {e}");
     }
-    println!("{:<14} {:<12} {:<22} {:<8} {:>7}  LAST ERROR", "IMP", "LIBRARY", "BUILD", "STATE", "RELOADS");
+    println!(
+        "{:<14} {:<12} {:<22} {:<8} {:>7}  LAST ERROR",
+        "IMP", "LIBRARY", "BUILD", "STATE", "RELOADS"
+    );
     for imp in v["imps"].as_array().into_iter().flatten() {
         println!(
             "{:<14} {:<12} {:<22} {:<8} {:>7}  {}",
@@ -165,7 +173,10 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
         "vault: {} (generation {}){}; {} library builds mapped",
         v["vault"]["path"].as_str().unwrap_or("?"),
         v["vault"]["generation"],
-        v["vault"]["last_error"].as_str().map(|e| format!(", LAST WRITE FAILED: {e}")).unwrap_or_default(),
+        v["vault"]["last_error"]
+            .as_str()
+            .map(|e| format!(", LAST WRITE FAILED: {e}"))
+            .unwrap_or_default(),
         v["loaded_builds"],
     );
     Ok(())
@@ -173,8 +184,14 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("IMPRESARIO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        EnvFilter::try_from_env("IMPRESARIO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn run(realm_path: &Path) -> Result<()> {
@@ -187,7 +204,8 @@ fn run(realm_path: &Path) -> Result<()> {
         tempo_bpm: settings.tempo,
     };
     let (handle, core) = engine::engine(engine_config);
-    let clock = engine::InternalClock::start(core, engine_config).context("cannot start the engine thread")?;
+    let clock = engine::InternalClock::start(core, engine_config)
+        .context("cannot start the engine thread")?;
     tracing::info!(
         "engine running on the internal clock: {} Hz, {} frames per block",
         settings.sample_rate,
@@ -195,23 +213,41 @@ fn run(realm_path: &Path) -> Result<()> {
     );
 
     let (tx, rx) = mpsc::channel();
-    let _watcher = realm::watch::watch_libraries(&settings.library_dir, tx.clone())
-        .with_context(|| format!("cannot watch the library directory {}", settings.library_dir.display()))?;
-    control::serve(&settings.socket, tx.clone())
-        .with_context(|| format!("cannot open the control socket {}", settings.socket.display()))?;
-
-    let signal_tx = tx.clone();
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-        .context("cannot install the signal handlers")?;
-    std::thread::Builder::new().name("impresario-signals".into()).spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            tracing::info!("signal {sig}: stopping");
-            let _ = signal_tx.send(Message::Shutdown);
-        }
+    let _watcher =
+        realm::watch::watch_libraries(&settings.library_dir, tx.clone()).with_context(|| {
+            format!(
+                "cannot watch the library directory {}",
+                settings.library_dir.display()
+            )
+        })?;
+    control::serve(&settings.socket, tx.clone()).with_context(|| {
+        format!(
+            "cannot open the control socket {}",
+            settings.socket.display()
+        )
     })?;
 
+    let signal_tx = tx.clone();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install the signal handlers")?;
+    std::thread::Builder::new()
+        .name("impresario-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                tracing::info!("signal {sig}: stopping");
+                let _ = signal_tx.send(Message::Shutdown);
+            }
+        })?;
+
     let mut realm = Realm::new(config, handle).map_err(anyhow::Error::new)?;
-    tracing::info!("realm {} is up; control socket {}", realm_path.display(), settings.socket.display());
+    tracing::info!(
+        "realm {} is up; control socket {}",
+        realm_path.display(),
+        settings.socket.display()
+    );
     realm.run(rx);
     // The clock ends every sounding note when it stops.
     drop(clock.stop());

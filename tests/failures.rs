@@ -19,14 +19,23 @@ fn assert_healthy_carries_on(d: &Daemon) {
     let before = d.imp("healthy")["status"]["total"].as_u64().unwrap_or(0);
     d.send("healthy", &["90", "40", "40"]);
     d.wait_for("the healthy imp to keep counting", |s| {
-        imp_of(s, "healthy")["state"] == "thawed" && imp_of(s, "healthy")["status"]["total"].as_u64() == Some(before + 1)
+        imp_of(s, "healthy")["state"] == "thawed"
+            && imp_of(s, "healthy")["status"]["total"].as_u64() == Some(before + 1)
     });
 }
 
 fn wait_failed(d: &Daemon, needle: &str) -> Value {
-    let s = d.wait_for("the chaos imp to be marked failed", |s| imp_of(s, "trouble")["state"] == "failed");
-    let err = imp_of(&s, "trouble")["last_error"].as_str().unwrap_or("").to_string();
-    assert!(err.contains(needle), "last_error `{err}` should mention `{needle}`");
+    let s = d.wait_for("the chaos imp to be marked failed", |s| {
+        imp_of(s, "trouble")["state"] == "failed"
+    });
+    let err = imp_of(&s, "trouble")["last_error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        err.contains(needle),
+        "last_error `{err}` should mention `{needle}`"
+    );
     // The panic message reaches the log through the imp's panic hook (and
     // last_error, where the call returns it).
     assert!(
@@ -39,22 +48,33 @@ fn wait_failed(d: &Daemon, needle: &str) -> Value {
 
 #[test]
 fn panic_in_create_marks_the_imp_failed() {
-    let d = Daemon::start(&["monitor", "chaos"], &realm_with("{ panic_in = \"create\" }"));
+    let d = Daemon::start(
+        &["monitor", "chaos"],
+        &realm_with("{ panic_in = \"create\" }"),
+    );
     wait_failed(&d, "failed to start");
     assert_healthy_carries_on(&d);
 }
 
 #[test]
 fn panic_in_thaw_marks_the_imp_failed() {
-    let d = Daemon::start(&["monitor", "chaos"], &realm_with("{ panic_in = \"thaw\" }"));
+    let d = Daemon::start(
+        &["monitor", "chaos"],
+        &realm_with("{ panic_in = \"thaw\" }"),
+    );
     wait_failed(&d, "thaw");
     assert_healthy_carries_on(&d);
 }
 
 #[test]
 fn panic_in_event_handling_marks_the_imp_failed() {
-    let d = Daemon::start(&["monitor", "chaos"], &realm_with("{ panic_in = \"process\" }"));
-    d.wait_for("chaos to thaw", |s| imp_of(s, "trouble")["state"] == "thawed");
+    let d = Daemon::start(
+        &["monitor", "chaos"],
+        &realm_with("{ panic_in = \"process\" }"),
+    );
+    d.wait_for("chaos to thaw", |s| {
+        imp_of(s, "trouble")["state"] == "thawed"
+    });
     d.send("trouble", &["90", "3c", "64"]);
     wait_failed(&d, "processing events");
     assert_healthy_carries_on(&d);
@@ -62,14 +82,20 @@ fn panic_in_event_handling_marks_the_imp_failed() {
 
 #[test]
 fn panic_in_poll_marks_the_imp_failed() {
-    let d = Daemon::start(&["monitor", "chaos"], &realm_with("{ panic_in = \"poll\" }"));
+    let d = Daemon::start(
+        &["monitor", "chaos"],
+        &realm_with("{ panic_in = \"poll\" }"),
+    );
     wait_failed(&d, "poll");
     assert_healthy_carries_on(&d);
 }
 
 #[test]
 fn panic_in_get_vault_data_marks_the_imp_failed() {
-    let d = Daemon::start(&["monitor", "chaos"], &realm_with("{ panic_in = \"get_vault_data\" }"));
+    let d = Daemon::start(
+        &["monitor", "chaos"],
+        &realm_with("{ panic_in = \"get_vault_data\" }"),
+    );
     wait_failed(&d, "get_vault_data");
     assert_healthy_carries_on(&d);
 }
@@ -77,7 +103,11 @@ fn panic_in_get_vault_data_marks_the_imp_failed() {
 #[test]
 fn panic_in_set_vault_data_marks_the_imp_failed() {
     let dir = Daemon::prepare(&["monitor", "chaos"]);
-    std::fs::write(dir.path().join("realm.toml"), realm_text(&realm_with("{ panic_in = \"set_vault_data\" }"))).unwrap();
+    std::fs::write(
+        dir.path().join("realm.toml"),
+        realm_text(&realm_with("{ panic_in = \"set_vault_data\" }")),
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("vault.json"),
         r#"{"version": 1, "imps": {"trouble": {"library": "chaos", "version": 1, "data": {"generation": 7}}}}"#,
@@ -90,8 +120,13 @@ fn panic_in_set_vault_data_marks_the_imp_failed() {
 
 #[test]
 fn panic_in_control_marks_the_imp_failed() {
-    let d = Daemon::start(&["monitor", "chaos"], &realm_with("{ panic_in = \"control\" }"));
-    d.wait_for("chaos to thaw", |s| imp_of(s, "trouble")["state"] == "thawed");
+    let d = Daemon::start(
+        &["monitor", "chaos"],
+        &realm_with("{ panic_in = \"control\" }"),
+    );
+    d.wait_for("chaos to thaw", |s| {
+        imp_of(s, "trouble")["state"] == "thawed"
+    });
     let out = d.cli(&["control", "trouble", "{\"hello\": 1}"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("panicked"));
@@ -101,12 +136,25 @@ fn panic_in_control_marks_the_imp_failed() {
 
 #[test]
 fn panic_in_freeze_marks_the_imp_failed_and_removal_goes_on() {
-    let mut d = Daemon::start(&["monitor", "chaos"], &realm_with("{ panic_in = \"freeze\" }"));
-    d.wait_for("chaos to thaw", |s| imp_of(s, "trouble")["state"] == "thawed");
+    let mut d = Daemon::start(
+        &["monitor", "chaos"],
+        &realm_with("{ panic_in = \"freeze\" }"),
+    );
+    d.wait_for("chaos to thaw", |s| {
+        imp_of(s, "trouble")["state"] == "thawed"
+    });
     // Removing the imp freezes it first.
-    std::fs::write(d.realm(), realm_text("[imps.healthy]\nlibrary = \"monitor\"\n")).unwrap();
+    std::fs::write(
+        d.realm(),
+        realm_text("[imps.healthy]\nlibrary = \"monitor\"\n"),
+    )
+    .unwrap();
     d.wait_for("chaos to be gone", |s| imp_of(s, "trouble").is_null());
-    assert!(d.log_text().contains("failed in freeze"), "log:\n{}", d.log_text());
+    assert!(
+        d.log_text().contains("failed in freeze"),
+        "log:\n{}",
+        d.log_text()
+    );
     assert_healthy_carries_on(&d);
     assert!(d.is_running());
 }
@@ -116,8 +164,13 @@ fn panic_in_on_after_load_refuses_the_library_and_others_carry_on() {
     let dir = Daemon::prepare(&["monitor", "chaos"]);
     std::fs::write(dir.path().join("realm.toml"), realm_text(&realm_with("{}"))).unwrap();
     let d = Daemon::start_in(dir, &[("CHAOS_PANIC_ON_AFTER_LOAD", "1")]);
-    let s = d.wait_for("chaos to be missing", |s| imp_of(s, "trouble")["state"] == "missing");
-    let err = imp_of(&s, "trouble")["last_error"].as_str().unwrap_or("").to_string();
+    let s = d.wait_for("chaos to be missing", |s| {
+        imp_of(s, "trouble")["state"] == "missing"
+    });
+    let err = imp_of(&s, "trouble")["last_error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(err.contains("on_after_load"), "{err}");
     assert_healthy_carries_on(&d);
 }
@@ -125,7 +178,9 @@ fn panic_in_on_after_load_refuses_the_library_and_others_carry_on() {
 #[test]
 fn library_with_wrong_abi_is_refused_and_old_imps_keep_running() {
     let d = Daemon::start(&["monitor", "chaos"], &realm_with("{}"));
-    let first = d.wait_for("chaos to thaw", |s| imp_of(s, "trouble")["state"] == "thawed");
+    let first = d.wait_for("chaos to thaw", |s| {
+        imp_of(s, "trouble")["state"] == "thawed"
+    });
     let build = imp_of(&first, "trouble")["build_id"].clone();
 
     // A real build of chaos that declares another ABI version.
@@ -137,17 +192,27 @@ fn library_with_wrong_abi_is_refused_and_old_imps_keep_running() {
         .env("CHAOS_WRONG_ABI", "1")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let staged = d.path("libs/libchaos.so.new");
     std::fs::copy(target.join("debug/libchaos.so"), &staged).unwrap();
     std::fs::rename(&staged, d.path("libs/libchaos.so")).unwrap();
 
     let s = d.wait_for("the refusal", |s| {
-        imp_of(s, "trouble")["last_error"].as_str().is_some_and(|e| e.contains("ABI version"))
+        imp_of(s, "trouble")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("ABI version"))
     });
     let trouble = imp_of(&s, "trouble");
     let err = trouble["last_error"].as_str().unwrap();
-    let expected = format!("library ABI version {} does not match the host's ABI version {}", imp::ABI_VERSION + 1000, imp::ABI_VERSION);
+    let expected = format!(
+        "library ABI version {} does not match the host's ABI version {}",
+        imp::ABI_VERSION + 1000,
+        imp::ABI_VERSION
+    );
     assert!(err.contains(&expected), "{err}");
     assert_eq!(trouble["state"], "thawed", "the old build keeps running");
     assert_eq!(trouble["build_id"], build);
@@ -162,27 +227,46 @@ fn library_with_wrong_abi_is_refused_and_old_imps_keep_running() {
 fn absent_device_keeps_the_imp_frozen_until_it_appears() {
     let dir = Daemon::prepare(&["monitor", "chaos"]);
     let device = dir.path().join("device");
-    std::fs::write(dir.path().join("realm.toml"), realm_text(&realm_with(&format!("{{ device_file = {device:?} }}")))).unwrap();
+    std::fs::write(
+        dir.path().join("realm.toml"),
+        realm_text(&realm_with(&format!("{{ device_file = {device:?} }}"))),
+    )
+    .unwrap();
     let d = Daemon::start_in(dir, &[]);
     let s = d.wait_for("chaos to wait for its device", |s| {
-        imp_of(s, "trouble")["last_error"].as_str().is_some_and(|e| e.contains("absent"))
+        imp_of(s, "trouble")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("absent"))
     });
     assert_eq!(imp_of(&s, "trouble")["state"], "frozen");
     std::fs::write(&device, b"").unwrap();
-    d.wait_for("chaos to thaw by itself", |s| imp_of(s, "trouble")["state"] == "thawed");
+    d.wait_for("chaos to thaw by itself", |s| {
+        imp_of(s, "trouble")["state"] == "thawed"
+    });
     std::fs::remove_file(&device).unwrap();
-    d.wait_for("chaos to freeze when unplugged", |s| imp_of(s, "trouble")["state"] == "frozen");
+    d.wait_for("chaos to freeze when unplugged", |s| {
+        imp_of(s, "trouble")["state"] == "frozen"
+    });
     std::fs::write(&device, b"").unwrap();
-    d.wait_for("chaos to come back", |s| imp_of(s, "trouble")["state"] == "thawed");
+    d.wait_for("chaos to come back", |s| {
+        imp_of(s, "trouble")["state"] == "thawed"
+    });
 }
 
 #[test]
 fn allocation_inside_an_imp_on_the_engine_thread_is_caught() {
-    let d = Daemon::start(&["monitor", "chaos"], &realm_with("{ alloc_in_process = true }"));
-    d.wait_for("chaos to thaw", |s| imp_of(s, "trouble")["state"] == "thawed");
+    let d = Daemon::start(
+        &["monitor", "chaos"],
+        &realm_with("{ alloc_in_process = true }"),
+    );
+    d.wait_for("chaos to thaw", |s| {
+        imp_of(s, "trouble")["state"] == "thawed"
+    });
     // The monitor alone allocates nothing on the engine thread.
     d.send("healthy", &["90", "3c", "64"]);
-    d.wait_for("the monitor to count", |s| imp_of(s, "healthy")["status"]["total"] == 1);
+    d.wait_for("the monitor to count", |s| {
+        imp_of(s, "healthy")["status"]["total"] == 1
+    });
     assert_eq!(d.status()["engine"]["alloc_violations"], 0);
     // The chaos imp allocates inside its own library, with its own
     // `#[global_allocator]`: the guard must still see it.

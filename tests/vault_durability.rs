@@ -7,8 +7,16 @@ use std::time::Duration;
 #[test]
 fn corrupt_vault_at_start_falls_back_to_the_newest_valid_backup() {
     let dir = Daemon::prepare(&["monitor"]);
-    std::fs::write(dir.path().join("realm.toml"), realm_text("[imps.mon]\nlibrary = \"monitor\"\n")).unwrap();
-    std::fs::write(dir.path().join("vault.json"), b"{\"version\": 1, \"imps\": {\"mon\": ").unwrap();
+    std::fs::write(
+        dir.path().join("realm.toml"),
+        realm_text("[imps.mon]\nlibrary = \"monitor\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("vault.json"),
+        b"{\"version\": 1, \"imps\": {\"mon\": ",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("vault.json.bak1"), b"also garbage").unwrap();
     std::fs::write(
         dir.path().join("vault.json.bak2"),
@@ -17,24 +25,36 @@ fn corrupt_vault_at_start_falls_back_to_the_newest_valid_backup() {
     )
     .unwrap();
     let d = Daemon::start_in(dir, &[]);
-    let s = d.wait_for("the counts from the backup", |s| imp_of(s, "mon")["status"]["total"] == 12);
+    let s = d.wait_for("the counts from the backup", |s| {
+        imp_of(s, "mon")["status"]["total"] == 12
+    });
     assert_eq!(imp_of(&s, "mon")["state"], "thawed");
     let log = d.log_text();
-    assert!(log.contains("IS CORRUPT") && log.contains("vault.json.bak2"), "loud warning expected:\n{log}");
+    assert!(
+        log.contains("IS CORRUPT") && log.contains("vault.json.bak2"),
+        "loud warning expected:\n{log}"
+    );
     let moved: Vec<_> = std::fs::read_dir(d.dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("vault.json.corrupt-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("vault.json.corrupt-")
+        })
         .collect();
     assert_eq!(moved.len(), 1, "the corrupt file is kept aside");
-    assert_eq!(std::fs::read(moved[0].path()).unwrap(), b"{\"version\": 1, \"imps\": {\"mon\": ");
+    assert_eq!(
+        std::fs::read(moved[0].path()).unwrap(),
+        b"{\"version\": 1, \"imps\": {\"mon\": "
+    );
 }
 
 fn last_saved_generation(log: &str) -> Option<u64> {
     log.lines()
+        .rev()
         .filter_map(|l| l.split("vault saved (generation ").nth(1))
-        .filter_map(|rest| rest.split(')').next()?.parse().ok())
-        .last()
+        .find_map(|rest| rest.split(')').next()?.parse().ok())
 }
 
 #[test]
@@ -59,8 +79,12 @@ fn sigkill_during_heavy_vault_writes_never_breaks_the_vault() {
         std::thread::sleep(Duration::from_millis(20));
         let completed = last_saved_generation(&d.log_text()).unwrap();
         let bytes = std::fs::read(&vault_path).unwrap();
-        let doc: serde_json::Value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("round {round}: vault does not parse ({e}):\n{}", String::from_utf8_lossy(&bytes)));
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "round {round}: vault does not parse ({e}):\n{}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
         let generation = doc["generation"].as_u64().unwrap();
         // The file holds the last completed write, or the one that was
         // being renamed into place when the kill came.

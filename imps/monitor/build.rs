@@ -1,1 +1,3 @@
-fn main() { imp_build::stamp() }
+fn main() {
+    imp_build::stamp()
+}

@@ -15,14 +15,26 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The `impresario` binary under test.
+/// The `impresario` binary under test (for examples: the one next to them).
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_impresario"))
+    match option_env!("CARGO_BIN_EXE_impresario") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let exe = std::env::current_exe().expect("current exe");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>/examples")
+                .join("impresario")
+        }
+    }
 }
 
 /// A library the workspace build produced next to the binary.
 pub fn built_library(name: &str) -> PathBuf {
-    let dir = binary().parent().expect("binary has a directory").to_path_buf();
+    let dir = binary()
+        .parent()
+        .expect("binary has a directory")
+        .to_path_buf();
     let path = dir.join(format!("lib{name}.so"));
     assert!(
         path.exists(),
@@ -40,7 +52,8 @@ pub struct Daemon {
 }
 
 /// Realm settings that keep tests quick.
-pub const FAST: &str = "reconcile_ms = 50\nthaw_retry_ms = 200\nvault_debounce_ms = 100\nreload_debounce_ms = 150\n";
+pub const FAST: &str =
+    "reconcile_ms = 50\nthaw_retry_ms = 200\nvault_debounce_ms = 100\nreload_debounce_ms = 150\n";
 
 impl Daemon {
     /// A temporary directory with `libs/` holding copies of `libraries`.
@@ -48,7 +61,11 @@ impl Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("libs")).unwrap();
         for lib in libraries {
-            std::fs::copy(built_library(lib), dir.path().join("libs").join(format!("lib{lib}.so"))).unwrap();
+            std::fs::copy(
+                built_library(lib),
+                dir.path().join("libs").join(format!("lib{lib}.so")),
+            )
+            .unwrap();
         }
         dir
     }
@@ -122,7 +139,8 @@ impl Daemon {
     }
 
     pub fn status(&self) -> Value {
-        self.try_status().unwrap_or_else(|| panic!("daemon does not answer; log:\n{}", self.log_text()))
+        self.try_status()
+            .unwrap_or_else(|| panic!("daemon does not answer; log:\n{}", self.log_text()))
     }
 
     /// Status entry of imp `name`.
@@ -154,7 +172,11 @@ impl Daemon {
         let mut args = vec!["send", imp];
         args.extend_from_slice(bytes);
         let out = self.cli(&args);
-        assert!(out.status.success(), "send failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "send failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn log_text(&self) -> String {
@@ -235,7 +257,10 @@ impl ImpCrate {
             } else if let Some(dep) = line.strip_suffix(".workspace = true") {
                 out.push_str(&format!("{dep} = {}\n", root.dependency(dep, &ws)));
             } else if line.starts_with("imp-build = ") {
-                out.push_str(&format!("imp-build = {{ path = {:?} }}\n", ws.join("crates/imp-build")));
+                out.push_str(&format!(
+                    "imp-build = {{ path = {:?} }}\n",
+                    ws.join("crates/imp-build")
+                ));
             } else {
                 out.push_str(line);
                 out.push('\n');
@@ -254,7 +279,11 @@ impl ImpCrate {
     pub fn edit(&self, from: &str, to: &str) {
         let path = self.dir.join("src/lib.rs");
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "src/lib.rs of {} has no `{from}`", self.name);
+        assert!(
+            text.contains(from),
+            "src/lib.rs of {} has no `{from}`",
+            self.name
+        );
         std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
     }
 
@@ -266,7 +295,11 @@ impl ImpCrate {
             .env("CARGO_TARGET_DIR", &self.target)
             .output()
             .expect("run cargo");
-        assert!(out.status.success(), "cargo build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cargo build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Where the build puts the library.

@@ -1,1 +1,140 @@
-fn main() {}
+//! `cargo xtask`: the project's two front doors, usable on a fresh
+//! Debian/Ubuntu machine that has only the Rust toolchain.
+//!
+//! - `cargo xtask run [ARGS...]`: install missing system packages, build the
+//!   daemon and every imp in release mode, run `impresario run ARGS...`.
+//! - `cargo xtask test`: install missing system packages, build the
+//!   workspace, run the whole test suite.
+//! - `cargo xtask reload-latency [RELOADS] [DEBOUNCE_MS]`: measure hot-reload latency.
+//!
+//! This crate has no dependencies, so it builds before any `-sys` crate
+//! could fail for lack of its system library.
+
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+
+/// Debian packages the build and the tests need, with a file that shows
+/// each is installed.
+const PACKAGES: &[(&str, &str)] = &[("pkg-config", "/usr/bin/pkg-config")];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace());
+    c
+}
+
+fn run(mut cmd: Command) {
+    eprintln!("xtask: running {cmd:?}");
+    match cmd.status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => exit(s.code().unwrap_or(1)),
+        Err(e) => {
+            eprintln!("xtask: cannot run {cmd:?}: {e}");
+            exit(1)
+        }
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Installs the packages that are missing (as root, with apt-get), or says
+/// exactly what to run.
+fn ensure_packages() {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let list = missing.join(" ");
+    if !is_root() {
+        eprintln!("xtask: missing system packages: {list}\nxtask: install them with: sudo apt-get install -y {list}");
+        exit(1);
+    }
+    eprintln!("xtask: installing missing system packages: {list}");
+    let mut update = Command::new("apt-get");
+    update
+        .args(["update", "-q"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(update);
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(install);
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match task.as_str() {
+        "run" => {
+            ensure_packages();
+            let mut build = cargo();
+            build.args(["build", "--release", "--workspace"]);
+            run(build);
+            let mut daemon = Command::new(workspace().join("target/release/impresario"));
+            daemon.current_dir(workspace());
+            if rest.is_empty() {
+                daemon.arg("run");
+            } else {
+                daemon.args(&rest);
+            }
+            run(daemon);
+        }
+        "test" => {
+            ensure_packages();
+            // The end-to-end tests load the imp libraries the workspace
+            // build puts next to the binary.
+            let mut build = cargo();
+            build.args(["build", "--workspace", "--all-targets"]);
+            run(build);
+            let mut test = cargo();
+            test.args(["test", "--workspace", "--no-fail-fast"])
+                .args(&rest);
+            run(test);
+        }
+        "reload-latency" => {
+            ensure_packages();
+            let mut build = cargo();
+            build.args(["build", "--release", "--workspace"]);
+            run(build);
+            let mut measure = cargo();
+            measure
+                .args(["run", "--release", "--example", "reload_latency", "--"])
+                .args(&rest);
+            run(measure);
+        }
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <task>\n\n\
+                 tasks:\n  \
+                 run [ARGS...]                      build everything (release) and run `impresario ARGS` (default: run)\n  \
+                 test [ARGS...]                     build the workspace and run the whole test suite\n  \
+                 reload-latency [RELOADS] [DEBOUNCE_MS]  measure rebuilt-library-to-live latency"
+            );
+            exit(if task.is_empty() || task == "help" || task == "--help" {
+                0
+            } else {
+                2
+            });
+        }
+    }
+}

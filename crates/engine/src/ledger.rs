@@ -68,8 +68,14 @@ mod tests {
         let mut l = NoteLedger::default();
         assert!(!l.record(&RtEvent::midi(0, &[0x80, 60, 0])));
         assert!(l.record(&RtEvent::midi(0, &[0x91, 60, 10])));
-        assert!(!l.record(&RtEvent::midi(0, &[0x80, 60, 0])), "other channel");
-        assert!(l.record(&RtEvent::midi(0, &[0x91, 60, 0])), "velocity 0 is note-off");
+        assert!(
+            !l.record(&RtEvent::midi(0, &[0x80, 60, 0])),
+            "other channel"
+        );
+        assert!(
+            l.record(&RtEvent::midi(0, &[0x91, 60, 0])),
+            "velocity 0 is note-off"
+        );
         assert!(l.is_silent());
     }
 
@@ -79,7 +85,13 @@ mod tests {
         l.record(&RtEvent::midi(0, &[0x90, 0, 1]));
         l.record(&RtEvent::midi(0, &[0x9F, 127, 1]));
         let out: Vec<_> = std::mem::take(&mut l).note_offs(5).collect();
-        assert_eq!(out, vec![RtEvent::midi(5, &[0x80, 0, 0]), RtEvent::midi(5, &[0x8F, 127, 0])]);
+        assert_eq!(
+            out,
+            vec![
+                RtEvent::midi(5, &[0x80, 0, 0]),
+                RtEvent::midi(5, &[0x8F, 127, 0])
+            ]
+        );
         assert!(l.is_silent());
     }
 }

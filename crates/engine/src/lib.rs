@@ -56,7 +56,9 @@ pub enum EngineError {
     #[error("engine slot {0} does not exist (the engine has {MAX_SLOTS} slots)")]
     NoSuchSlot(usize),
     /// The wiring has a loop.
-    #[error("the wiring has a loop: events would circle forever; remove one of the wires in the loop")]
+    #[error(
+        "the wiring has a loop: events would circle forever; remove one of the wires in the loop"
+    )]
     WiringCycle,
     /// A queue to the engine thread is full (the engine is not running or is overloaded).
     #[error("the engine's {0} queue is full: the engine thread is not keeping up or not running")]
@@ -85,8 +87,14 @@ impl Default for EngineConfig {
 }
 
 enum Command {
-    Install { slot: usize, part: Box<RtPart>, handoff: bool },
-    Remove { slot: usize },
+    Install {
+        slot: usize,
+        part: Box<RtPart>,
+        handoff: bool,
+    },
+    Remove {
+        slot: usize,
+    },
     Routing(Box<Routing>),
     Tempo(f64),
 }
@@ -205,7 +213,9 @@ impl EngineHandle {
         }
         let used = COMMAND_QUEUE - self.commands.slots();
         self.stats.note_command_queue(used + 1);
-        self.commands.push(c).map_err(|_| EngineError::QueueFull("command"))
+        self.commands
+            .push(c)
+            .map_err(|_| EngineError::QueueFull("command"))
     }
 
     /// The engine's settings.
@@ -295,7 +305,11 @@ impl EngineCore {
     fn route(&mut self, slot: usize, e: RtEvent) {
         let time = self.position + e.frame as u64;
         if self.routing.tapped[slot] {
-            let tap = TapEvent { slot, time, event: e };
+            let tap = TapEvent {
+                slot,
+                time,
+                event: e,
+            };
             if self.taps.push(tap).is_err() {
                 self.stats.note_dropped();
             }
@@ -325,11 +339,17 @@ impl EngineCore {
 
     fn apply(&mut self, c: Command) {
         match c {
-            Command::Install { slot, mut part, handoff } => {
+            Command::Install {
+                slot,
+                mut part,
+                handoff,
+            } => {
                 match self.slots[slot].part.take() {
                     Some(old) if handoff && !self.slots[slot].failed => {
                         let saved = old.save_transient(&mut self.transient);
-                        if saved == RtCall::Ok && part.restore_transient(&self.transient) == RtCall::Ok {
+                        if saved == RtCall::Ok
+                            && part.restore_transient(&self.transient) == RtCall::Ok
+                        {
                             // Held notes now belong to the new part; the
                             // ledger stays with the slot.
                         } else {
@@ -378,8 +398,12 @@ impl EngineCore {
     pub fn cycle(&mut self, frames: u32) {
         let started = Instant::now();
         alloc_guard::rt_section(|| self.cycle_inner(frames));
-        self.stats
-            .note_cycle(started.elapsed(), frames, self.sample_rate, alloc_guard::violations());
+        self.stats.note_cycle(
+            started.elapsed(),
+            frames,
+            self.sample_rate,
+            alloc_guard::violations(),
+        );
     }
 
     fn cycle_inner(&mut self, frames: u32) {
@@ -406,7 +430,9 @@ impl EngineCore {
             let s = &mut self.slots[slot];
             let input_len = s.input_len;
             s.input_len = 0;
-            let Some(part) = s.part.as_mut() else { continue };
+            let Some(part) = s.part.as_mut() else {
+                continue;
+            };
             if s.failed {
                 continue;
             }
@@ -482,31 +508,33 @@ impl InternalClock {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
         let block = Duration::from_secs_f64(config.block_size as f64 / config.sample_rate as f64);
-        let thread = std::thread::Builder::new().name("impresario-engine".into()).spawn(move || {
-            if let Err(e) = promote_to_realtime(70) {
-                tracing::warn!(
+        let thread = std::thread::Builder::new()
+            .name("impresario-engine".into())
+            .spawn(move || {
+                if let Err(e) = promote_to_realtime(70) {
+                    tracing::warn!(
                     "real-time priority refused ({e}); the engine runs at normal priority and may \
                      glitch under load. Grant it with `ulimit -r 95` / an rtprio entry in \
                      /etc/security/limits.d for your user (the audio group)"
                 );
-            }
-            let mut deadline = Instant::now();
-            while !stop2.load(std::sync::atomic::Ordering::Acquire) {
-                core.cycle(config.block_size);
-                deadline += block;
-                let now = Instant::now();
-                if deadline > now {
-                    std::thread::sleep(deadline - now);
-                } else if now - deadline > block * 4 {
-                    // Far behind (suspend, debugger): resynchronise
-                    // instead of racing through a backlog.
-                    core.stats.note_overrun();
-                    deadline = now;
                 }
-            }
-            core.all_notes_off();
-            core
-        })?;
+                let mut deadline = Instant::now();
+                while !stop2.load(std::sync::atomic::Ordering::Acquire) {
+                    core.cycle(config.block_size);
+                    deadline += block;
+                    let now = Instant::now();
+                    if deadline > now {
+                        std::thread::sleep(deadline - now);
+                    } else if now - deadline > block * 4 {
+                        // Far behind (suspend, debugger): resynchronise
+                        // instead of racing through a backlog.
+                        core.stats.note_overrun();
+                        deadline = now;
+                    }
+                }
+                core.all_notes_off();
+                core
+            })?;
         Ok(InternalClock {
             stop,
             thread: Some(thread),

@@ -52,7 +52,10 @@ impl Routing {
         let mut order = Vec::with_capacity(slots.len());
         let mut done = [false; MAX_SLOTS];
         while order.len() < slots.len() {
-            let next = slots.iter().copied().find(|&s| !done[s] && indegree[s] == 0);
+            let next = slots
+                .iter()
+                .copied()
+                .find(|&s| !done[s] && indegree[s] == 0);
             let Some(s) = next else {
                 return Err(EngineError::WiringCycle);
             };

@@ -42,7 +42,12 @@ impl RtPart {
     }
 
     /// Processes one block. Engine thread.
-    pub fn process(&mut self, ctx: &BlockContext, input: &[RtEvent], output: &mut [RtEvent]) -> (RtCall, usize) {
+    pub fn process(
+        &mut self,
+        ctx: &BlockContext,
+        input: &[RtEvent],
+        output: &mut [RtEvent],
+    ) -> (RtCall, usize) {
         let mut n = 0usize;
         // SAFETY: pointers are valid for the call; lengths match.
         let s = unsafe {
@@ -75,7 +80,9 @@ impl RtPart {
     pub fn all_notes_off(&mut self, output: &mut [RtEvent]) -> (RtCall, usize) {
         let mut n = 0usize;
         // SAFETY: pointers are valid for the call.
-        let s = unsafe { (self.raw.all_notes_off)(self.raw.state, output.as_mut_ptr(), output.len(), &mut n) };
+        let s = unsafe {
+            (self.raw.all_notes_off)(self.raw.state, output.as_mut_ptr(), output.len(), &mut n)
+        };
         (Self::status(s), n.min(output.len()))
     }
 }

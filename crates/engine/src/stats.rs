@@ -52,7 +52,13 @@ fn raise(a: &AtomicU64, v: u64) {
 }
 
 impl EngineStats {
-    pub(crate) fn note_cycle(&self, took: Duration, frames: u32, sample_rate: f64, violations: u64) {
+    pub(crate) fn note_cycle(
+        &self,
+        took: Duration,
+        frames: u32,
+        sample_rate: f64,
+        violations: u64,
+    ) {
         self.cycles.fetch_add(1, Relaxed);
         let ns = took.as_nanos() as u64;
         let budget = (frames as f64 / sample_rate * 1e9) as u64;

@@ -186,14 +186,18 @@ impl RtEvent {
 
     /// True for a note-on with velocity > 0.
     pub fn is_note_on(&self) -> bool {
-        self.kind == event_kind::MIDI && self.len == 3 && self.bytes[0] & 0xF0 == 0x90 && self.bytes[2] > 0
+        self.kind == event_kind::MIDI
+            && self.len == 3
+            && self.bytes[0] & 0xF0 == 0x90
+            && self.bytes[2] > 0
     }
 
     /// True for a note-off, or a note-on with velocity 0.
     pub fn is_note_off(&self) -> bool {
         self.kind == event_kind::MIDI
             && self.len == 3
-            && (self.bytes[0] & 0xF0 == 0x80 || (self.bytes[0] & 0xF0 == 0x90 && self.bytes[2] == 0))
+            && (self.bytes[0] & 0xF0 == 0x80
+                || (self.bytes[0] & 0xF0 == 0x90 && self.bytes[2] == 0))
     }
 }
 
@@ -227,7 +231,8 @@ pub struct HostTable {
     /// Free through the host.
     pub dealloc: unsafe extern "C" fn(ptr: *mut u8, size: usize, align: usize),
     /// Reallocate through the host.
-    pub realloc: unsafe extern "C" fn(ptr: *mut u8, size: usize, align: usize, new_size: usize) -> *mut u8,
+    pub realloc:
+        unsafe extern "C" fn(ptr: *mut u8, size: usize, align: usize, new_size: usize) -> *mut u8,
     /// Forward one log record (level: 1 error .. 5 trace) to the host's logger.
     pub log: unsafe extern "C" fn(level: u8, target: BytesRef, message: BytesRef),
 }
@@ -295,11 +300,23 @@ pub struct LibraryTable {
     /// Drops a frozen imp.
     pub destroy: unsafe extern "C" fn(handle: *mut c_void) -> Status,
     /// Acquires resources; fills `rt` (state may stay null: no RT part).
-    pub thaw: unsafe extern "C" fn(handle: *mut c_void, rt: *mut RtInstance, err: *mut ImpBytes) -> Status,
+    pub thaw: unsafe extern "C" fn(
+        handle: *mut c_void,
+        rt: *mut RtInstance,
+        err: *mut ImpBytes,
+    ) -> Status,
     /// Releases resources and returns the frozen state (JSON).
-    pub freeze: unsafe extern "C" fn(handle: *mut c_void, state: *mut ImpBytes, err: *mut ImpBytes) -> Status,
+    pub freeze: unsafe extern "C" fn(
+        handle: *mut c_void,
+        state: *mut ImpBytes,
+        err: *mut ImpBytes,
+    ) -> Status,
     /// Returns the imp's vault data (JSON; empty = nothing to persist).
-    pub get_vault_data: unsafe extern "C" fn(handle: *mut c_void, data: *mut ImpBytes, err: *mut ImpBytes) -> Status,
+    pub get_vault_data: unsafe extern "C" fn(
+        handle: *mut c_void,
+        data: *mut ImpBytes,
+        err: *mut ImpBytes,
+    ) -> Status,
     /// Restores vault data saved with format `version`.
     pub set_vault_data: unsafe extern "C" fn(
         handle: *mut c_void,
@@ -315,7 +332,11 @@ pub struct LibraryTable {
         err: *mut ImpBytes,
     ) -> Status,
     /// Periodic housekeeping on the control thread; returns a status (JSON).
-    pub poll: unsafe extern "C" fn(handle: *mut c_void, status: *mut ImpBytes, err: *mut ImpBytes) -> Status,
+    pub poll: unsafe extern "C" fn(
+        handle: *mut c_void,
+        status: *mut ImpBytes,
+        err: *mut ImpBytes,
+    ) -> Status,
     /// Frees bytes this library allocated.
     pub free_bytes: unsafe extern "C" fn(bytes: ImpBytes),
 }

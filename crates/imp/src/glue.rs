@@ -68,7 +68,8 @@ fn json_in(bytes: BytesRef, what: &str) -> Result<Option<Value>, ImpError> {
 }
 
 fn json_out<S: serde::Serialize>(out: *mut ImpBytes, value: &S) -> Result<(), ImpError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| ImpError::new(ErrorKind::Other, e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(value).map_err(|e| ImpError::new(ErrorKind::Other, e.to_string()))?;
     give(out, bytes);
     Ok(())
 }
@@ -79,7 +80,7 @@ unsafe fn imp_mut<'a, T>(handle: *mut c_void) -> &'a mut T {
     &mut *(handle as *mut T)
 }
 
-unsafe extern "C" fn init<T: Imp>(host: *const HostTable) -> Status {
+unsafe extern "C" fn init(host: *const HostTable) -> Status {
     guard(std::ptr::null_mut(), || {
         crate::host_alloc::install(host);
         crate::log::install();
@@ -95,7 +96,9 @@ unsafe extern "C" fn on_before_load<T: Imp>(token: *mut ImpBytes, err: *mut ImpB
 }
 
 unsafe extern "C" fn on_after_load<T: Imp>(token: BytesRef, err: *mut ImpBytes) -> Status {
-    guard(err, || T::on_after_load(json_in(token, "the library token")?))
+    guard(err, || {
+        T::on_after_load(json_in(token, "the library token")?)
+    })
 }
 
 unsafe extern "C" fn create<T: Imp>(
@@ -107,14 +110,16 @@ unsafe extern "C" fn create<T: Imp>(
 ) -> Status {
     guard(err, || {
         let name = String::from_utf8_lossy(name.as_option().unwrap_or_default()).into_owned();
-        let config = json_in(config, "the config")?.unwrap_or_else(|| Value::Object(Default::default()));
-        let config: T::Config =
-            serde_json::from_value(config).map_err(|e| ImpError::invalid(format!("invalid config: {e}")))?;
+        let config =
+            json_in(config, "the config")?.unwrap_or_else(|| Value::Object(Default::default()));
+        let config: T::Config = serde_json::from_value(config)
+            .map_err(|e| ImpError::invalid(format!("invalid config: {e}")))?;
         let frozen = match json_in(frozen, "the frozen state")? {
-            Some(v) => Some(
-                serde_json::from_value(v)
-                    .map_err(|e| ImpError::invalid(format!("frozen state from the previous build does not fit: {e}")))?,
-            ),
+            Some(v) => Some(serde_json::from_value(v).map_err(|e| {
+                ImpError::invalid(format!(
+                    "frozen state from the previous build does not fit: {e}"
+                ))
+            })?),
             None => None,
         };
         let imp = T::create(&CreateContext::new(name), config, frozen)?;
@@ -130,7 +135,11 @@ unsafe extern "C" fn destroy<T: Imp>(handle: *mut c_void) -> Status {
     })
 }
 
-unsafe extern "C" fn thaw<T: Imp>(handle: *mut c_void, rt: *mut RtInstance, err: *mut ImpBytes) -> Status {
+unsafe extern "C" fn thaw<T: Imp>(
+    handle: *mut c_void,
+    rt: *mut RtInstance,
+    err: *mut ImpBytes,
+) -> Status {
     guard(err, || {
         let part = imp_mut::<T>(handle).thaw()?;
         if let Some(part) = part {
@@ -140,14 +149,22 @@ unsafe extern "C" fn thaw<T: Imp>(handle: *mut c_void, rt: *mut RtInstance, err:
     })
 }
 
-unsafe extern "C" fn freeze<T: Imp>(handle: *mut c_void, state: *mut ImpBytes, err: *mut ImpBytes) -> Status {
+unsafe extern "C" fn freeze<T: Imp>(
+    handle: *mut c_void,
+    state: *mut ImpBytes,
+    err: *mut ImpBytes,
+) -> Status {
     guard(err, || {
         let frozen = imp_mut::<T>(handle).freeze();
         json_out(state, &frozen)
     })
 }
 
-unsafe extern "C" fn get_vault_data<T: Imp>(handle: *mut c_void, data: *mut ImpBytes, err: *mut ImpBytes) -> Status {
+unsafe extern "C" fn get_vault_data<T: Imp>(
+    handle: *mut c_void,
+    data: *mut ImpBytes,
+    err: *mut ImpBytes,
+) -> Status {
     guard(err, || match imp_mut::<T>(handle).get_vault_data() {
         Some(v) => json_out(data, &v),
         None => Ok(()),
@@ -182,7 +199,11 @@ unsafe extern "C" fn control<T: Imp>(
     })
 }
 
-unsafe extern "C" fn poll<T: Imp>(handle: *mut c_void, status: *mut ImpBytes, err: *mut ImpBytes) -> Status {
+unsafe extern "C" fn poll<T: Imp>(
+    handle: *mut c_void,
+    status: *mut ImpBytes,
+    err: *mut ImpBytes,
+) -> Status {
     guard(err, || {
         let value = imp_mut::<T>(handle).poll()?;
         json_out(status, &value)
@@ -277,14 +298,18 @@ unsafe extern "C" fn rt_drop<R: RtPart>(state: *mut c_void) {
 
 /// Builds the entry table for imp type `T`. Used by `imp::export!`.
 #[doc(hidden)]
-pub const fn table<T: Imp>(name: &'static str, build_id: &'static str, abi_version: u32) -> LibraryTable {
+pub const fn table<T: Imp>(
+    name: &'static str,
+    build_id: &'static str,
+    abi_version: u32,
+) -> LibraryTable {
     LibraryTable {
         abi_version,
         fingerprint: layout_fingerprint(),
         name: StrRef::new(name),
         build_id: StrRef::new(build_id),
         vault_version: T::VAULT_VERSION,
-        init: init::<T>,
+        init,
         on_before_load: on_before_load::<T>,
         on_after_load: on_after_load::<T>,
         create: create::<T>,

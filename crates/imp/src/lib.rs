@@ -103,7 +103,10 @@ macro_rules! vault_field {
             $crate::__serde_json::to_value(&self.$field).ok()
         }
 
-        fn set_vault_data(&mut self, data: $crate::__serde_json::Value) -> Result<(), $crate::ImpError> {
+        fn set_vault_data(
+            &mut self,
+            data: $crate::__serde_json::Value,
+        ) -> Result<(), $crate::ImpError> {
             self.$field = $crate::__serde_json::from_value(data)?;
             Ok(())
         }

@@ -79,6 +79,13 @@ pub(crate) fn install() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        forward(1, "panic", &format!("imp panicked: {}{location}", crate::glue::panic_text(info.payload())));
+        forward(
+            1,
+            "panic",
+            &format!(
+                "imp panicked: {}{location}",
+                crate::glue::panic_text(info.payload())
+            ),
+        );
     }));
 }

@@ -56,7 +56,11 @@ pub trait Imp: Sized + Send + 'static {
     /// here. `frozen` is the state the previous instance returned from
     /// [`Imp::freeze`] during a respawn, and `None` on a fresh start.
     /// Control thread; may allocate.
-    fn create(ctx: &CreateContext, config: Self::Config, frozen: Option<Self::Frozen>) -> Result<Self, ImpError>;
+    fn create(
+        ctx: &CreateContext,
+        config: Self::Config,
+        frozen: Option<Self::Frozen>,
+    ) -> Result<Self, ImpError>;
 
     /// Acquires external resources (ports, devices) and returns the RT part
     /// for the engine, if the imp has one. Return
@@ -185,7 +189,11 @@ pub struct EventWriter<'a> {
 impl<'a> EventWriter<'a> {
     /// Wraps a caller-owned buffer.
     pub fn new(buf: &'a mut [RtEvent]) -> EventWriter<'a> {
-        EventWriter { buf, len: 0, dropped: 0 }
+        EventWriter {
+            buf,
+            len: 0,
+            dropped: 0,
+        }
     }
 
     /// Appends an event; returns false (and counts it) when the buffer is full.

@@ -25,7 +25,14 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {
-            write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                self.line,
+                self.column,
+                self.message
+            )
         } else {
             write!(f, "{}: {}", self.path.display(), self.message)
         }
@@ -153,7 +160,9 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl RealmConfig {
@@ -191,23 +200,43 @@ impl RealmConfig {
                 message,
             }
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| err(e.span(), e.message().to_string()))?;
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| err(e.span(), e.message().to_string()))?;
 
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut settings = raw.realm;
-        for p in [&mut settings.library_dir, &mut settings.vault, &mut settings.socket] {
+        for p in [
+            &mut settings.library_dir,
+            &mut settings.vault,
+            &mut settings.socket,
+        ] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         }
         if settings.sample_rate < 8000 || settings.sample_rate > 384_000 {
-            return Err(err(None, format!("[realm] sample_rate = {} is out of range; use 8000..=384000", settings.sample_rate)));
+            return Err(err(
+                None,
+                format!(
+                    "[realm] sample_rate = {} is out of range; use 8000..=384000",
+                    settings.sample_rate
+                ),
+            ));
         }
         if settings.block_size == 0 || settings.block_size > 8192 {
-            return Err(err(None, format!("[realm] block_size = {} is out of range; use 1..=8192", settings.block_size)));
+            return Err(err(
+                None,
+                format!(
+                    "[realm] block_size = {} is out of range; use 1..=8192",
+                    settings.block_size
+                ),
+            ));
         }
         if settings.reconcile_ms == 0 || settings.thaw_retry_ms == 0 {
-            return Err(err(None, "[realm] reconcile_ms and thaw_retry_ms must be above 0".into()));
+            return Err(err(
+                None,
+                "[realm] reconcile_ms and thaw_retry_ms must be above 0".into(),
+            ));
         }
 
         let mut imps = BTreeMap::new();
@@ -215,18 +244,26 @@ impl RealmConfig {
             if !valid_name(name.get_ref()) {
                 return Err(err(
                     Some(name.span()),
-                    format!("imp name `{}` may only use letters, digits, `_` and `-`", name.get_ref()),
+                    format!(
+                        "imp name `{}` may only use letters, digits, `_` and `-`",
+                        name.get_ref()
+                    ),
                 ));
             }
             let imp = imp.into_inner();
             if !valid_name(imp.library.get_ref()) {
                 return Err(err(
                     Some(imp.library.span()),
-                    format!("library `{}` is not a crate name under imps/", imp.library.get_ref()),
+                    format!(
+                        "library `{}` is not a crate name under imps/",
+                        imp.library.get_ref()
+                    ),
                 ));
             }
             let config = match imp.config {
-                Some(v) => serde_json::to_value(v).map_err(|e| err(Some(name.span()), e.to_string()))?,
+                Some(v) => {
+                    serde_json::to_value(v).map_err(|e| err(Some(name.span()), e.to_string()))?
+                }
                 None => serde_json::Value::Object(Default::default()),
             };
             imps.insert(
@@ -255,7 +292,10 @@ impl RealmConfig {
                 }
             }
             if w.from.get_ref() == w.to.get_ref() {
-                return Err(err(Some(span), format!("wire from `{}` to itself: remove it", w.from.get_ref())));
+                return Err(err(
+                    Some(span),
+                    format!("wire from `{}` to itself: remove it", w.from.get_ref()),
+                ));
             }
             wires.push((
                 span,
@@ -284,11 +324,19 @@ impl RealmConfig {
 }
 
 /// Returns the span of a wire that closes a loop, if any.
-fn find_loop(imps: &BTreeMap<String, ImpSpec>, wires: &[(Range<usize>, WireSpec)]) -> Option<Range<usize>> {
+fn find_loop(
+    imps: &BTreeMap<String, ImpSpec>,
+    wires: &[(Range<usize>, WireSpec)],
+) -> Option<Range<usize>> {
     // Adding wires one by one: a wire closes a loop when its source is
     // already reachable from its destination.
     let names: Vec<&String> = imps.keys().collect();
-    let index = |n: &str| names.iter().position(|x| x.as_str() == n).expect("validated");
+    let index = |n: &str| {
+        names
+            .iter()
+            .position(|x| x.as_str() == n)
+            .expect("validated")
+    };
     let mut adj: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
     for (span, w) in wires {
         let (a, b) = (index(&w.from), index(&w.to));
@@ -326,8 +374,13 @@ mod tests {
 
     #[test]
     fn config_table_becomes_json() {
-        let c = parse("[imps.mon]\nlibrary = \"monitor\"\nconfig = { label = \"x\", log = false }\n").unwrap();
-        assert_eq!(c.imps["mon"].config, serde_json::json!({"label": "x", "log": false}));
+        let c =
+            parse("[imps.mon]\nlibrary = \"monitor\"\nconfig = { label = \"x\", log = false }\n")
+                .unwrap();
+        assert_eq!(
+            c.imps["mon"].config,
+            serde_json::json!({"label": "x", "log": false})
+        );
     }
 
     #[test]
@@ -346,7 +399,8 @@ mod tests {
 
     #[test]
     fn wire_to_unknown_imp_is_located() {
-        let e = parse("[imps.a]\nlibrary = \"monitor\"\n\n[[wires]]\nfrom = \"a\"\nto = \"b\"\n").unwrap_err();
+        let e = parse("[imps.a]\nlibrary = \"monitor\"\n\n[[wires]]\nfrom = \"a\"\nto = \"b\"\n")
+            .unwrap_err();
         assert_eq!((e.line, e.column), (6, 6), "{e}");
         assert!(e.message.contains("`b`"), "{e}");
     }

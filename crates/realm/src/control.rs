@@ -58,17 +58,19 @@ pub fn serve(path: &Path, tx: Sender<Message>) -> std::io::Result<std::thread::J
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    std::thread::Builder::new().name("impresario-control".into()).spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let tx = tx.clone();
-            // One short-lived thread per client keeps a slow client from
-            // blocking the others.
-            let _ = std::thread::Builder::new()
-                .name("impresario-client".into())
-                .spawn(move || serve_client(stream, tx));
-        }
-    })
+    std::thread::Builder::new()
+        .name("impresario-control".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let tx = tx.clone();
+                // One short-lived thread per client keeps a slow client from
+                // blocking the others.
+                let _ = std::thread::Builder::new()
+                    .name("impresario-client".into())
+                    .spawn(move || serve_client(stream, tx));
+            }
+        })
 }
 
 fn serve_client(stream: UnixStream, tx: Sender<Message>) {
@@ -87,7 +89,9 @@ fn serve_client(stream: UnixStream, tx: Sender<Message>) {
                     Reply::Error("the daemon is shutting down".into())
                 } else {
                     rrx.recv_timeout(Duration::from_secs(60))
-                        .unwrap_or_else(|_| Reply::Error("the daemon did not answer in time".into()))
+                        .unwrap_or_else(|_| {
+                            Reply::Error("the daemon did not answer in time".into())
+                        })
                 }
             }
             Err(e) => Reply::Error(format!("bad request: {e}")),

@@ -31,15 +31,28 @@ unsafe extern "C" fn host_dealloc(ptr: *mut u8, size: usize, align: usize) {
     std::alloc::dealloc(ptr, Layout::from_size_align_unchecked(size, align))
 }
 
-unsafe extern "C" fn host_realloc(ptr: *mut u8, size: usize, align: usize, new_size: usize) -> *mut u8 {
-    std::alloc::realloc(ptr, Layout::from_size_align_unchecked(size, align), new_size)
+unsafe extern "C" fn host_realloc(
+    ptr: *mut u8,
+    size: usize,
+    align: usize,
+    new_size: usize,
+) -> *mut u8 {
+    std::alloc::realloc(
+        ptr,
+        Layout::from_size_align_unchecked(size, align),
+        new_size,
+    )
 }
 
 unsafe extern "C" fn host_log(level: u8, target: BytesRef, message: BytesRef) {
     let target = String::from_utf8_lossy(target.as_option().unwrap_or_default());
     let message = String::from_utf8_lossy(message.as_option().unwrap_or_default());
     let imp = CURRENT_IMP.with(|c| c.borrow().clone());
-    let imp = if imp.is_empty() { target.split("::").next().unwrap_or("imp").to_string() } else { imp };
+    let imp = if imp.is_empty() {
+        target.split("::").next().unwrap_or("imp").to_string()
+    } else {
+        imp
+    };
     match level {
         1 => tracing::error!(target: "imp", imp = %imp, "{message}"),
         2 => tracing::warn!(target: "imp", imp = %imp, "{message}"),

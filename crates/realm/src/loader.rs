@@ -117,7 +117,12 @@ impl std::fmt::Debug for Library {
 
 /// The file name a library crate builds to on this platform.
 pub fn library_file_name(library: &str) -> String {
-    format!("{}{}{}", std::env::consts::DLL_PREFIX, library, std::env::consts::DLL_SUFFIX)
+    format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        library,
+        std::env::consts::DLL_SUFFIX
+    )
 }
 
 /// Number of library builds mapped in this process.
@@ -152,9 +157,10 @@ impl Library {
         let lib: &'static libloading::Library = Box::leak(Box::new(lib));
         LOADED_BUILDS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the symbol has the signature `imp::export!` generates.
-        let entry = unsafe { lib.get::<EntryFn>(ENTRY_SYMBOL) }.map_err(|_| LoadError::NotAnImp {
-            path: source.to_path_buf(),
-        })?;
+        let entry =
+            unsafe { lib.get::<EntryFn>(ENTRY_SYMBOL) }.map_err(|_| LoadError::NotAnImp {
+                path: source.to_path_buf(),
+            })?;
         // SAFETY: the entry returns a pointer to a static table.
         let table: &'static LibraryTable = unsafe { &*entry() };
         if table.abi_version != ABI_VERSION {
@@ -178,7 +184,12 @@ impl Library {
             });
         }
         // SAFETY: static text in the library image, which stays mapped.
-        let (name, build_id) = unsafe { (table.name.as_str().to_string(), table.build_id.as_str().to_string()) };
+        let (name, build_id) = unsafe {
+            (
+                table.name.as_str().to_string(),
+                table.build_id.as_str().to_string(),
+            )
+        };
         Ok(Arc::new(Library {
             table,
             name,
@@ -340,8 +351,11 @@ impl ImpHandle {
         let s = self.call(|t, p| unsafe { (t.get_vault_data)(p, &mut data, &mut err) });
         let data = self.library.take_opt(data);
         self.library.check(s, err)?;
-        data.map(|d| serde_json::from_slice(&d).map_err(|e| CallError::Failed(format!("vault data is not JSON: {e}"))))
-            .transpose()
+        data.map(|d| {
+            serde_json::from_slice(&d)
+                .map_err(|e| CallError::Failed(format!("vault data is not JSON: {e}")))
+        })
+        .transpose()
     }
 
     /// Restores vault data written with format `version`. Control thread.
@@ -349,7 +363,9 @@ impl ImpHandle {
         let bytes = serde_json::to_vec(data).expect("JSON values serialise");
         let mut err = ImpBytes::EMPTY;
         // SAFETY: valid pointers for the call.
-        let s = self.call(|t, p| unsafe { (t.set_vault_data)(p, BytesRef::from_slice(&bytes), version, &mut err) });
+        let s = self.call(|t, p| unsafe {
+            (t.set_vault_data)(p, BytesRef::from_slice(&bytes), version, &mut err)
+        });
         self.library.check(s, err)
     }
 
@@ -359,7 +375,9 @@ impl ImpHandle {
         let mut reply = ImpBytes::EMPTY;
         let mut err = ImpBytes::EMPTY;
         // SAFETY: valid pointers for the call.
-        let s = self.call(|t, p| unsafe { (t.control)(p, BytesRef::from_slice(&bytes), &mut reply, &mut err) });
+        let s = self.call(|t, p| unsafe {
+            (t.control)(p, BytesRef::from_slice(&bytes), &mut reply, &mut err)
+        });
         let reply = self.library.take(reply);
         self.library.check(s, err)?;
         Ok(serde_json::from_slice(&reply).unwrap_or(Value::Null))

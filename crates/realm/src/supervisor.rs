@@ -99,8 +99,12 @@ impl Realm {
     pub fn new(config: RealmConfig, engine: EngineHandle) -> Result<Realm, vault::VaultError> {
         let (vault, report) = Vault::open(&config.settings.vault, config.settings.vault_backups)?;
         match &report {
-            vault::OpenReport::Created => tracing::info!("vault {} will be created", config.settings.vault.display()),
-            vault::OpenReport::Loaded => tracing::info!("vault {} loaded", config.settings.vault.display()),
+            vault::OpenReport::Created => {
+                tracing::info!("vault {} will be created", config.settings.vault.display())
+            }
+            vault::OpenReport::Loaded => {
+                tracing::info!("vault {} loaded", config.settings.vault.display())
+            }
             vault::OpenReport::Recovered { .. } => {}
         }
         let text = std::fs::read_to_string(&config.path).unwrap_or_default();
@@ -139,7 +143,10 @@ impl Realm {
     }
 
     fn library_path(&self, library: &str) -> PathBuf {
-        self.config.settings.library_dir.join(library_file_name(library))
+        self.config
+            .settings
+            .library_dir
+            .join(library_file_name(library))
     }
 
     /// The loaded build of `library`, loading it on first use.
@@ -161,11 +168,13 @@ impl Realm {
             }
             return None;
         }
-        let loaded = Library::load(&path).map_err(|e| e.to_string()).and_then(|lib| {
-            lib.on_after_load(None)
-                .map(|_| lib)
-                .map_err(|e| format!("{}: on_after_load failed: {e}", path.display()))
-        });
+        let loaded = Library::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|lib| {
+                lib.on_after_load(None)
+                    .map(|_| lib)
+                    .map_err(|e| format!("{}: on_after_load failed: {e}", path.display()))
+            });
         match loaded {
             Ok(lib) => {
                 tracing::info!("loaded library {} build {}", lib.name(), lib.build_id());
@@ -197,7 +206,9 @@ impl Realm {
     // ---- one imp ----------------------------------------------------------
 
     fn fail(&mut self, name: &str, why: String) {
-        let Some(s) = self.imps.get_mut(name) else { return };
+        let Some(s) = self.imps.get_mut(name) else {
+            return;
+        };
         tracing::error!("imp {name} failed: {why}; it stays frozen until its library is rebuilt");
         s.lifecycle = Lifecycle::Failed;
         s.last_error = Some(why);
@@ -210,7 +221,12 @@ impl Realm {
     }
 
     /// Creates `name` in `library` from `frozen` state and its vault data.
-    fn create_handle(&mut self, name: &str, lib: &Arc<Library>, frozen: Option<&[u8]>) -> Result<ImpHandle, CallError> {
+    fn create_handle(
+        &mut self,
+        name: &str,
+        lib: &Arc<Library>,
+        frozen: Option<&[u8]>,
+    ) -> Result<ImpHandle, CallError> {
         let spec = self.imps[name].spec.clone();
         let mut handle = lib.create(name, &spec.config, frozen)?;
         if let Some(entry) = self.vault.imp(name).filter(|e| e.library == spec.library) {
@@ -220,11 +236,15 @@ impl Realm {
     }
 
     fn try_thaw(&mut self, name: &str, handoff: bool) {
-        let Some(s) = self.imps.get_mut(name) else { return };
+        let Some(s) = self.imps.get_mut(name) else {
+            return;
+        };
         if s.lifecycle != Lifecycle::Frozen {
             return;
         }
-        let Some(handle) = s.handle.as_mut() else { return };
+        let Some(handle) = s.handle.as_mut() else {
+            return;
+        };
         match handle.thaw() {
             Ok(part) => {
                 match part {
@@ -281,11 +301,15 @@ impl Realm {
     }
 
     fn save_imp_data(&mut self, name: &str) {
-        let Some(s) = self.imps.get_mut(name) else { return };
+        let Some(s) = self.imps.get_mut(name) else {
+            return;
+        };
         if !matches!(s.lifecycle, Lifecycle::Frozen | Lifecycle::Thawed) {
             return;
         }
-        let Some(handle) = s.handle.as_mut() else { return };
+        let Some(handle) = s.handle.as_mut() else {
+            return;
+        };
         match handle.get_vault_data() {
             Ok(Some(data)) => {
                 let entry = ImpEntry {
@@ -326,7 +350,10 @@ impl Realm {
     fn bring_up(&mut self, name: &str) {
         let library = self.imps[name].spec.library.clone();
         let Some(lib) = self.ensure_library(&library) else {
-            let err = self.libraries.get(&library).and_then(|l| l.last_error.clone());
+            let err = self
+                .libraries
+                .get(&library)
+                .and_then(|l| l.last_error.clone());
             let s = self.imps.get_mut(name).expect("present");
             s.lifecycle = Lifecycle::Missing;
             s.last_error = err;
@@ -363,7 +390,12 @@ impl Realm {
     /// specs now in `self.imps`), carrying their frozen state. `hooks`
     /// runs the library hooks (old → new) between freezing and creating.
     /// On any failure the old instances are thawed again.
-    fn swap(&mut self, names: &[String], lib: &Arc<Library>, hooks: Option<Option<Arc<Library>>>) -> Result<(), String> {
+    fn swap(
+        &mut self,
+        names: &[String],
+        lib: &Arc<Library>,
+        hooks: Option<Option<Arc<Library>>>,
+    ) -> Result<(), String> {
         // 1. Freeze; the RT parts keep playing.
         let mut frozen: BTreeMap<String, (Option<Vec<u8>>, bool)> = BTreeMap::new();
         for n in names {
@@ -411,7 +443,12 @@ impl Realm {
         let mut old_handles = Vec::new();
         for (n, h) in created {
             let s = self.imps.get_mut(&n).expect("present");
-            old_handles.push((n.clone(), s.handle.replace(h), s.lifecycle, s.last_error.clone()));
+            old_handles.push((
+                n.clone(),
+                s.handle.replace(h),
+                s.lifecycle,
+                s.last_error.clone(),
+            ));
             s.lifecycle = Lifecycle::Frozen;
         }
         for n in names {
@@ -428,7 +465,11 @@ impl Realm {
                 for (m, handle, lifecycle, last_error) in old_handles {
                     let s = self.imps.get_mut(&m).expect("present");
                     s.handle = handle;
-                    s.lifecycle = if s.handle.is_some() { lifecycle.min_frozen() } else { Lifecycle::Missing };
+                    s.lifecycle = if s.handle.is_some() {
+                        lifecycle.min_frozen()
+                    } else {
+                        Lifecycle::Missing
+                    };
                     s.last_error = last_error;
                     if frozen.get(&m).is_some_and(|(_, t)| *t) {
                         self.try_thaw(&m, true);
@@ -457,9 +498,13 @@ impl Realm {
             Err(e) => {
                 let msg = e.to_string();
                 tracing::error!("reload of {library} refused: {msg}");
-                self.libraries.entry(library.to_string()).or_default().last_error = Some(msg.clone());
+                self.libraries
+                    .entry(library.to_string())
+                    .or_default()
+                    .last_error = Some(msg.clone());
                 for n in &names {
-                    self.imps.get_mut(n).expect("present").last_error = Some(format!("new build refused: {msg}"));
+                    self.imps.get_mut(n).expect("present").last_error =
+                        Some(format!("new build refused: {msg}"));
                 }
                 return Err(msg);
             }
@@ -473,9 +518,13 @@ impl Realm {
             Ok(()) => {}
             Err(e) => {
                 tracing::error!("respawn of {library} failed, the old build keeps running: {e}");
-                self.libraries.entry(library.to_string()).or_default().last_error = Some(e.clone());
+                self.libraries
+                    .entry(library.to_string())
+                    .or_default()
+                    .last_error = Some(e.clone());
                 for n in &live {
-                    self.imps.get_mut(n).expect("present").last_error = Some(format!("respawn failed: {e}"));
+                    self.imps.get_mut(n).expect("present").last_error =
+                        Some(format!("respawn failed: {e}"));
                 }
                 return Err(e);
             }
@@ -513,21 +562,29 @@ impl Realm {
     /// Makes the live realm match `new`.
     fn apply(&mut self, new: RealmConfig) {
         let old = std::mem::replace(&mut self.config, new.clone());
-        if (old.settings.sample_rate, old.settings.block_size) != (new.settings.sample_rate, new.settings.block_size)
-            || old.settings.library_dir != new.settings.library_dir
-            || old.settings.vault != new.settings.vault
-            || old.settings.socket != new.settings.socket
-        {
-            if !old.imps.is_empty() || !old.wires.is_empty() {
-                tracing::warn!(
-                    "changes to sample_rate, block_size, library_dir, vault or socket take effect at the next start"
-                );
-                self.config.settings = RealmConfig { ..old.clone() }.settings;
-                self.config.settings.reconcile_ms = new.settings.reconcile_ms;
-                self.config.settings.thaw_retry_ms = new.settings.thaw_retry_ms;
-                self.config.settings.vault_debounce_ms = new.settings.vault_debounce_ms;
-                self.config.settings.reload_debounce_ms = new.settings.reload_debounce_ms;
-            }
+        // These are fixed while running: the engine, watcher, vault and
+        // socket were set up with them.
+        let fixed = |s: &crate::config::Settings| {
+            (
+                s.sample_rate,
+                s.block_size,
+                s.library_dir.clone(),
+                s.vault.clone(),
+                s.socket.clone(),
+            )
+        };
+        if fixed(&old.settings) != fixed(&new.settings) {
+            tracing::warn!(
+                "changes to sample_rate, block_size, library_dir, vault or socket take effect at the next start"
+            );
+            let s = &mut self.config.settings;
+            (
+                s.sample_rate,
+                s.block_size,
+                s.library_dir,
+                s.vault,
+                s.socket,
+            ) = fixed(&old.settings);
         }
         if old.settings.tempo != new.settings.tempo {
             let _ = self.engine.set_tempo(new.settings.tempo);
@@ -535,7 +592,11 @@ impl Realm {
         let removed: Vec<String> = self
             .imps
             .iter()
-            .filter(|(n, s)| new.imps.get(*n).is_none_or(|spec| spec.library != s.spec.library))
+            .filter(|(n, s)| {
+                new.imps
+                    .get(*n)
+                    .is_none_or(|spec| spec.library != s.spec.library)
+            })
             .map(|(n, _)| n.clone())
             .collect();
         for n in &removed {
@@ -557,8 +618,11 @@ impl Realm {
             match self.libraries.get(&library).and_then(|l| l.current.clone()) {
                 Some(lib) if self.imps[&n].handle.is_some() => {
                     if let Err(e) = self.swap(std::slice::from_ref(&n), &lib, None) {
-                        tracing::error!("imp {n}: new config refused, the old one keeps running: {e}");
-                        self.imps.get_mut(&n).expect("present").last_error = Some(format!("new config refused: {e}"));
+                        tracing::error!(
+                            "imp {n}: new config refused, the old one keeps running: {e}"
+                        );
+                        self.imps.get_mut(&n).expect("present").last_error =
+                            Some(format!("new config refused: {e}"));
                     } else {
                         tracing::info!("imp {n}: new config applied");
                     }
@@ -597,7 +661,9 @@ impl Realm {
     /// Re-reads `realm.toml`; applies it when it changed and is valid.
     fn check_realm_file(&mut self) {
         let path = self.config.path.clone();
-        let Ok(text) = std::fs::read_to_string(&path) else { return };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
         if text == self.applied_text || self.rejected_text.as_deref() == Some(text.as_str()) {
             return;
         }
@@ -656,19 +722,7 @@ impl Realm {
         }
         self.check_realm_file();
 
-        let debounce = Duration::from_millis(self.config.settings.reload_debounce_ms);
-        let due: Vec<String> = self
-            .pending_libraries
-            .iter()
-            .filter(|(_, t)| t.elapsed() >= debounce)
-            .map(|(l, _)| l.clone())
-            .collect();
-        for library in due {
-            self.pending_libraries.remove(&library);
-            if self.imps.values().any(|s| s.spec.library == library) {
-                let _ = self.respawn(&library);
-            }
-        }
+        self.respawn_due();
 
         let names: Vec<String> = self.imps.keys().cloned().collect();
         for n in &names {
@@ -689,7 +743,8 @@ impl Realm {
             self.save_imp_data(n);
         }
 
-        if self.last_thaw_try.elapsed() >= Duration::from_millis(self.config.settings.thaw_retry_ms) {
+        if self.last_thaw_try.elapsed() >= Duration::from_millis(self.config.settings.thaw_retry_ms)
+        {
             self.last_thaw_try = Instant::now();
             for n in &names {
                 match self.imps[n].lifecycle {
@@ -706,10 +761,41 @@ impl Realm {
         }
 
         if let Some(t) = self.vault_changed_at {
-            if t.elapsed() >= Duration::from_millis(self.config.settings.vault_debounce_ms) && self.vault.is_dirty() {
+            if t.elapsed() >= Duration::from_millis(self.config.settings.vault_debounce_ms)
+                && self.vault.is_dirty()
+            {
                 self.save_vault();
             } else if !self.vault.is_dirty() {
                 self.vault_changed_at = None;
+            }
+        }
+    }
+
+    fn reload_debounce(&self) -> Duration {
+        Duration::from_millis(self.config.settings.reload_debounce_ms)
+    }
+
+    /// When the next library whose file changed will have settled.
+    fn next_respawn(&self) -> Option<Instant> {
+        self.pending_libraries
+            .values()
+            .min()
+            .map(|t| *t + self.reload_debounce())
+    }
+
+    /// Respawns every library whose file has not changed for the debounce time.
+    fn respawn_due(&mut self) {
+        let debounce = self.reload_debounce();
+        let due: Vec<String> = self
+            .pending_libraries
+            .iter()
+            .filter(|(_, t)| t.elapsed() >= debounce)
+            .map(|(l, _)| l.clone())
+            .collect();
+        for library in due {
+            self.pending_libraries.remove(&library);
+            if self.imps.values().any(|s| s.spec.library == library) {
+                let _ = self.respawn(&library);
             }
         }
     }
@@ -720,7 +806,9 @@ impl Realm {
             Request::Status => Reply::Ok(self.status()),
             Request::Reload { imp } => {
                 let Some(s) = self.imps.get(&imp) else {
-                    return Reply::Error(format!("no imp named `{imp}` in the realm; see `impresario status`"));
+                    return Reply::Error(format!(
+                        "no imp named `{imp}` in the realm; see `impresario status`"
+                    ));
                 };
                 let library = s.spec.library.clone();
                 match self.respawn(&library) {
@@ -745,7 +833,10 @@ impl Realm {
                     return Reply::Error(format!("no imp named `{imp}` in the realm"));
                 };
                 let Some(h) = s.handle.as_mut() else {
-                    return Reply::Error(format!("imp `{imp}` is {:?}: it takes no messages now", s.lifecycle));
+                    return Reply::Error(format!(
+                        "imp `{imp}` is {:?}: it takes no messages now",
+                        s.lifecycle
+                    ));
                 };
                 match h.control(&message) {
                     Ok(v) => Reply::Ok(v),
@@ -766,7 +857,10 @@ impl Realm {
             .imps
             .iter()
             .map(|(n, s)| {
-                let build = s.handle.as_ref().map(|h| h.library().build_id().to_string());
+                let build = s
+                    .handle
+                    .as_ref()
+                    .map(|h| h.library().build_id().to_string());
                 json!({
                     "name": n,
                     "library": s.spec.library,
@@ -839,7 +933,10 @@ impl Realm {
         }
         self.save_vault();
         self.engine.collect_garbage();
-        tracing::info!("realm stopped; vault saved to {}", self.vault.path().display());
+        tracing::info!(
+            "realm stopped; vault saved to {}",
+            self.vault.path().display()
+        );
     }
 
     /// Runs the supervisor loop until [`Message::Shutdown`] (or every
@@ -847,7 +944,9 @@ impl Realm {
     pub fn run(&mut self, messages: mpsc::Receiver<Message>) {
         let mut next_tick = Instant::now();
         loop {
-            let timeout = next_tick.saturating_duration_since(Instant::now());
+            // Wake for the next tick, or as soon as a new build has settled.
+            let wake = self.next_respawn().map_or(next_tick, |t| t.min(next_tick));
+            let timeout = wake.saturating_duration_since(Instant::now());
             match messages.recv_timeout(timeout) {
                 Ok(Message::Request(Request::Shutdown, reply)) => {
                     let _ = reply.send(Reply::Ok(json!({ "stopping": true })));
@@ -862,9 +961,13 @@ impl Realm {
                 Ok(Message::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
+            if self.next_respawn().is_some_and(|t| Instant::now() >= t) {
+                self.respawn_due();
+            }
             if Instant::now() >= next_tick {
                 self.tick();
-                next_tick = Instant::now() + Duration::from_millis(self.config.settings.reconcile_ms);
+                next_tick =
+                    Instant::now() + Duration::from_millis(self.config.settings.reconcile_ms);
             }
         }
         self.shutdown();

@@ -11,7 +11,10 @@ use std::sync::mpsc::Sender;
 
 /// Starts watching `dir` (created if missing); changes to library files
 /// arrive as [`Message::LibraryChanged`]. Keep the returned watcher alive.
-pub fn watch_libraries(dir: &Path, tx: Sender<Message>) -> notify::Result<notify::RecommendedWatcher> {
+pub fn watch_libraries(
+    dir: &Path,
+    tx: Sender<Message>,
+) -> notify::Result<notify::RecommendedWatcher> {
     std::fs::create_dir_all(dir).map_err(notify::Error::io)?;
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };

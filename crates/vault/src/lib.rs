@@ -175,10 +175,15 @@ pub struct Vault {
 impl Vault {
     /// Opens (or starts) the vault at `path`, recovering from corruption.
     /// Call off the engine thread.
-    pub fn open(path: impl Into<PathBuf>, backups: usize) -> Result<(Vault, OpenReport), VaultError> {
+    pub fn open(
+        path: impl Into<PathBuf>,
+        backups: usize,
+    ) -> Result<(Vault, OpenReport), VaultError> {
         let path = path.into();
         let (doc, report) = match fs::read(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (VaultDoc::default(), OpenReport::Created),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                (VaultDoc::default(), OpenReport::Created)
+            }
             Err(e) => return Err(io_err(&path)(e)),
             Ok(bytes) => match parse(&path, &bytes) {
                 Ok(doc) => (doc, OpenReport::Loaded),
@@ -308,7 +313,11 @@ impl Vault {
         }
         fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
         if let Some(dir) = self.path.parent() {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
@@ -392,8 +401,10 @@ mod tests {
             v.set_imp("a", entry(n));
             v.save().unwrap();
         }
-        let bak1: VaultDoc = serde_json::from_slice(&fs::read(backup_name(&path, 1)).unwrap()).unwrap();
-        let bak2: VaultDoc = serde_json::from_slice(&fs::read(backup_name(&path, 2)).unwrap()).unwrap();
+        let bak1: VaultDoc =
+            serde_json::from_slice(&fs::read(backup_name(&path, 1)).unwrap()).unwrap();
+        let bak2: VaultDoc =
+            serde_json::from_slice(&fs::read(backup_name(&path, 2)).unwrap()).unwrap();
         assert_eq!(bak1.generation, 4);
         assert_eq!(bak2.generation, 3);
         assert!(!backup_name(&path, 3).exists());
@@ -413,7 +424,9 @@ mod tests {
         fs::write(backup_name(&path, 1), b"garbage").unwrap();
         let (v, report) = Vault::open(&path, 3).unwrap();
         match report {
-            OpenReport::Recovered { moved_to, backup, .. } => {
+            OpenReport::Recovered {
+                moved_to, backup, ..
+            } => {
                 assert_eq!(fs::read(&moved_to).unwrap(), b"{ not json");
                 assert_eq!(backup, Some(backup_name(&path, 2)));
             }

@@ -80,7 +80,10 @@ impl Imp for Chaos {
         self.maybe_panic("thaw");
         if let Some(path) = &self.config.device_file {
             if !path.exists() {
-                return Err(ImpError::not_ready(format!("device {} is absent", path.display())));
+                return Err(ImpError::not_ready(format!(
+                    "device {} is absent",
+                    path.display()
+                )));
             }
         }
         Ok(Some(ChaosRt {
@@ -99,7 +102,10 @@ impl Imp for Chaos {
         self.maybe_panic("poll");
         if let Some(path) = &self.config.device_file {
             if !path.exists() {
-                return Err(ImpError::not_ready(format!("device {} went away", path.display())));
+                return Err(ImpError::not_ready(format!(
+                    "device {} went away",
+                    path.display()
+                )));
             }
         }
         if self.config.churn {

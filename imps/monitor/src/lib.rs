@@ -21,7 +21,9 @@ use std::sync::Arc;
 const LOG_RING: usize = 4096;
 
 /// Note names used in the log and in `last_event`.
-const NOTE_NAMES: [&str; 12] = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
+const NOTE_NAMES: [&str; 12] = [
+    "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
+];
 
 /// The monitor's configuration.
 #[derive(Debug, Deserialize)]
@@ -97,7 +99,11 @@ pub struct MonitorRt {
 }
 
 fn note_name(note: u8) -> String {
-    format!("{}{}", NOTE_NAMES[(note % 12) as usize], note as i32 / 12 - 1)
+    format!(
+        "{}{}",
+        NOTE_NAMES[(note % 12) as usize],
+        note as i32 / 12 - 1
+    )
 }
 
 /// A one-line description of an event, e.g. `note-on ch1 C4 vel 100`.
@@ -111,7 +117,10 @@ pub fn describe(e: &RtEvent) -> String {
         (0x90, 3) if b[2] > 0 => format!("note-on ch{ch} {} vel {}", note_name(b[1]), b[2]),
         (0x90, 3) | (0x80, 3) => format!("note-off ch{ch} {}", note_name(b[1])),
         (0xB0, 3) => format!("cc ch{ch} #{} = {}", b[1], b[2]),
-        (0xE0, 3) => format!("pitch-bend ch{ch} {}", ((b[2] as i32) << 7 | b[1] as i32) - 8192),
+        (0xE0, 3) => format!(
+            "pitch-bend ch{ch} {}",
+            ((b[2] as i32) << 7 | b[1] as i32) - 8192
+        ),
         _ => format!("midi {:02x?}", b),
     }
 }
@@ -121,7 +130,8 @@ impl Monitor {
         Counts {
             note_on: self.base.note_on + self.live.note_on.load(Ordering::Relaxed),
             note_off: self.base.note_off + self.live.note_off.load(Ordering::Relaxed),
-            control_change: self.base.control_change + self.live.control_change.load(Ordering::Relaxed),
+            control_change: self.base.control_change
+                + self.live.control_change.load(Ordering::Relaxed),
             other: self.base.other + self.live.other.load(Ordering::Relaxed),
         }
     }
@@ -149,7 +159,11 @@ impl Imp for Monitor {
     type Frozen = Frozen;
     type Rt = MonitorRt;
 
-    fn create(ctx: &CreateContext, config: Config, frozen: Option<Frozen>) -> Result<Self, ImpError> {
+    fn create(
+        ctx: &CreateContext,
+        config: Config,
+        frozen: Option<Frozen>,
+    ) -> Result<Self, ImpError> {
         let (base, last_event) = frozen.map(|f| (f.counts, f.last_event)).unwrap_or_default();
         Ok(Monitor {
             name: ctx.name().to_string(),
@@ -255,9 +269,21 @@ mod tests {
 
     #[test]
     fn describes_notes_with_names() {
-        assert_eq!(describe(&RtEvent::midi(0, &[0x90, 60, 100])), "note-on ch1 C4 vel 100");
-        assert_eq!(describe(&RtEvent::midi(0, &[0x91, 61, 0])), "note-off ch2 C#4");
-        assert_eq!(describe(&RtEvent::midi(0, &[0xB0, 7, 99])), "cc ch1 #7 = 99");
-        assert_eq!(describe(&RtEvent::midi(0, &[0xE0, 0, 64])), "pitch-bend ch1 0");
+        assert_eq!(
+            describe(&RtEvent::midi(0, &[0x90, 60, 100])),
+            "note-on ch1 C4 vel 100"
+        );
+        assert_eq!(
+            describe(&RtEvent::midi(0, &[0x91, 61, 0])),
+            "note-off ch2 C#4"
+        );
+        assert_eq!(
+            describe(&RtEvent::midi(0, &[0xB0, 7, 99])),
+            "cc ch1 #7 = 99"
+        );
+        assert_eq!(
+            describe(&RtEvent::midi(0, &[0xE0, 0, 64])),
+            "pitch-bend ch1 0"
+        );
     }
 }
