@@ -123,7 +123,7 @@ pub struct TapEvent {
 pub struct InputEvent {
     /// The destination slot.
     pub slot: usize,
-    /// The event; its frame is ignored when `time` is `None`.
+    /// The event, at its frame in the next block.
     pub event: RtEvent,
 }
 
@@ -255,7 +255,8 @@ impl EngineHandle {
         self.send(Command::Tempo(bpm))
     }
 
-    /// Queues an event for `slot`, delivered at frame 0 of the next cycle.
+    /// Queues an event for `slot`, delivered in the next cycle at its frame
+    /// (clamped to the block).
     pub fn inject(&mut self, slot: usize, event: RtEvent) -> Result<(), EngineError> {
         self.inputs
             .push(InputEvent { slot, event })
@@ -415,7 +416,7 @@ impl EngineCore {
         while let Ok(input) = self.inputs.pop() {
             if input.slot < MAX_SLOTS {
                 let mut e = input.event;
-                e.frame = 0;
+                e.frame = e.frame.min(frames.saturating_sub(1));
                 push_sorted(&mut self.slots[input.slot], e, &self.stats);
             }
         }

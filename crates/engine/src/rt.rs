@@ -1,6 +1,6 @@
 //! An owned RT part of an imp, as the engine holds it.
 
-use imp::abi::{RtInstance, STATUS_OK};
+use imp::abi::{RtInstance, STATUS_ERROR, STATUS_OK};
 use imp::{BlockContext, RtEvent, TRANSIENT_BYTES};
 
 /// An RT part handed over by an imp's `thaw`. The engine calls it; it is
@@ -19,6 +19,8 @@ unsafe impl Send for RtPart {}
 pub enum RtCall {
     /// It returned normally.
     Ok,
+    /// It declined (restore_transient: the saved state is not understood).
+    Declined,
     /// It panicked (the panic was caught inside the library).
     Panicked,
 }
@@ -34,10 +36,10 @@ impl RtPart {
     }
 
     fn status(s: u32) -> RtCall {
-        if s == STATUS_OK {
-            RtCall::Ok
-        } else {
-            RtCall::Panicked
+        match s {
+            STATUS_OK => RtCall::Ok,
+            STATUS_ERROR => RtCall::Declined,
+            _ => RtCall::Panicked,
         }
     }
 

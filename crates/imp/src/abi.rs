@@ -22,7 +22,7 @@ pub const ENTRY_SYMBOL: &[u8] = b"impresario_imp_library\0";
 
 /// Size of the buffer through which an RT part hands its transient state
 /// (held notes, arpeggiator phase, ...) to its successor during a hot swap.
-pub const TRANSIENT_BYTES: usize = 4096;
+pub const TRANSIENT_BYTES: usize = 32 * 1024;
 
 /// Result of every exported function.
 pub type Status = u32;

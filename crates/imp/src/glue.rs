@@ -271,7 +271,15 @@ unsafe extern "C" fn rt_save<R: RtPart>(state: *mut c_void, buf: *mut u8) -> Sta
 }
 
 unsafe extern "C" fn rt_restore<R: RtPart>(state: *mut c_void, buf: *const u8) -> Status {
-    rt_guard(|| (*(state as *mut R)).restore_transient(&*(buf as *const [u8; TRANSIENT_BYTES])))
+    let mut taken = false;
+    let status = rt_guard(|| {
+        taken = (*(state as *mut R)).restore_transient(&*(buf as *const [u8; TRANSIENT_BYTES]))
+    });
+    if status == STATUS_OK && !taken {
+        STATUS_ERROR
+    } else {
+        status
+    }
 }
 
 unsafe extern "C" fn rt_all_notes_off<R: RtPart>(

@@ -156,10 +156,13 @@ pub trait RtPart: Send + 'static {
         let _ = buf;
     }
 
-    /// Takes over the transient state a predecessor saved. Engine thread;
+    /// Takes over the transient state a predecessor saved. Return false
+    /// when the bytes are not understood (e.g. from an incompatible build):
+    /// the engine then ends the predecessor's notes itself. Engine thread;
     /// no allocation.
-    fn restore_transient(&mut self, buf: &[u8; TRANSIENT_BYTES]) {
+    fn restore_transient(&mut self, buf: &[u8; TRANSIENT_BYTES]) -> bool {
         let _ = buf;
+        true
     }
 
     /// Emits a note-off for every note this part left sounding. Called when
@@ -211,6 +214,11 @@ impl<'a> EventWriter<'a> {
     /// Number of events written.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// How many more events fit.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.len
     }
 
     /// True when nothing was written.
