@@ -1,1 +1,38 @@
-fn main() {}
+//! Samples-per-second benchmark for three sample scripts.
+//!
+//! Run: `CARGO_TARGET_DIR=/work/target-timeseq cargo bench -p timeseq --bench samples`
+//! Criterion reports the throughput as `elem/s` = samples per second (one `process(1)`
+//! call per sample, as the reference was measured).
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use std::time::Duration;
+use timeseq::Engine;
+
+const SAMPLES: u64 = 480_000;
+
+fn bench_scripts(c: &mut Criterion) {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples");
+    let mut group = c.benchmark_group("timeseq");
+    group.throughput(Throughput::Elements(SAMPLES));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    for name in ["clock", "chords-and-notes-arp-gate", "oscillator"] {
+        let json = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
+        let proto = Engine::load(&json, 48000.0).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut e = proto.clone();
+                e.start(0);
+                for _ in 0..SAMPLES {
+                    e.process(1);
+                }
+                black_box(e.output(0, 0))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_scripts);
+criterion_main!(benches);
