@@ -169,6 +169,9 @@ impl<'a> Builder<'a> {
                     acc: 0.0,
                     fast_seg: NO_SEG,
                     fast_limit: 0,
+                    glide_busy: false,
+                    cur_inst: 0,
+                    cur_seg: 0,
                 });
             }
             let l_end = self.p.lanes.len() as u32;

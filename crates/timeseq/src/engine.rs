@@ -468,10 +468,14 @@ impl Engine {
 
     #[inline]
     fn sample(&mut self) {
-        self.active_clear();
-        std::mem::swap(&mut self.active, &mut self.pending);
-        for &t in self.active.iter() {
-            self.active_flag[t as usize] = true;
+        if !self.active.is_empty() {
+            self.active_clear();
+        }
+        if !self.pending.is_empty() {
+            std::mem::swap(&mut self.active, &mut self.pending);
+            for &t in self.active.iter() {
+                self.active_flag[t as usize] = true;
+            }
         }
         let has_triggers = !self.active.is_empty();
         for ti in 0..self.p.timelines.len() {
@@ -503,7 +507,9 @@ impl Engine {
                 }
             }
         }
-        self.input_triggers();
+        if !self.p.input_triggers.is_empty() {
+            self.input_triggers();
+        }
         self.elapsed = self.elapsed.wrapping_add(1);
     }
 
@@ -530,20 +536,37 @@ impl Engine {
 
     /// Returns true when a stop trigger stopped the lane (deviation c).
     fn lane_triggers(&mut self, l: usize) -> bool {
-        let lane = self.p.lanes[l];
+        let lane = &self.p.lanes[l];
+        let (restart_trig, start_trig, stop_trig) =
+            (lane.restart_trig, lane.start_trig, lane.stop_trig);
         if lane.e_end > lane.e_start {
-            let restart = self.has_trigger(lane.restart_trig);
-            if restart || (lane.state != LANE_PROCESSING && self.has_trigger(lane.start_trig)) {
+            let state = lane.state;
+            let restart = self.has_trigger(restart_trig);
+            if restart || (state != LANE_PROCESSING && self.has_trigger(start_trig)) {
                 self.lane_reset(l);
                 self.p.lanes[l].state = LANE_PROCESSING;
             }
         }
-        if self.p.lanes[l].state != LANE_IDLE && self.has_trigger(lane.stop_trig) {
+        if self.p.lanes[l].state != LANE_IDLE && self.has_trigger(stop_trig) {
             self.p.lanes[l].state = LANE_IDLE;
             self.p.lanes[l].fast_seg = NO_SEG;
             return true;
         }
         false
+    }
+
+    /// Makes entry `idx` of lane `l` the active one and rewinds its segment.
+    #[inline]
+    fn enter_entry(&mut self, l: usize, idx: u32) {
+        let lane = &mut self.p.lanes[l];
+        lane.active = idx;
+        let inst = self.p.entries[(lane.e_start + idx) as usize];
+        let seg = self.p.insts[inst as usize].seg;
+        lane.cur_inst = inst;
+        lane.cur_seg = seg;
+        let s = &mut self.p.segs[seg as usize];
+        s.state = ST_START;
+        s.pos = 0;
     }
 
     fn lane_reset(&mut self, l: usize) {
@@ -559,28 +582,23 @@ impl Engine {
             LANE_IDLE
         };
         if has {
-            let inst = self.p.entries[lane.e_start as usize];
-            let seg = self.p.insts[inst as usize].seg as usize;
-            self.p.segs[seg].state = ST_START;
-            self.p.segs[seg].pos = 0;
+            self.enter_entry(l, 0);
         }
     }
 
     fn lane_loop(&mut self, l: usize) {
-        let lane = self.p.lanes[l];
+        let lane = &self.p.lanes[l];
         if lane.state == LANE_PENDING
             && (lane.looping || (lane.repeat > 1 && lane.repeat_count < lane.repeat - 1))
         {
+            let has = lane.e_end > lane.e_start;
             let lm = &mut self.p.lanes[l];
             lm.fast_seg = NO_SEG;
             lm.repeat_count += 1;
             lm.active = 0;
             lm.state = LANE_PROCESSING;
-            if lane.e_end > lane.e_start {
-                let inst = self.p.entries[lane.e_start as usize];
-                let seg = self.p.insts[inst as usize].seg as usize;
-                self.p.segs[seg].state = ST_START;
-                self.p.segs[seg].pos = 0;
+            if has {
+                self.enter_entry(l, 0);
             }
             self.lane_process(l);
         }
@@ -589,18 +607,21 @@ impl Engine {
     /// Returns true when the lane just became pending.
     #[inline]
     fn lane_process(&mut self, l: usize) -> bool {
-        let fast = self.p.lanes[l].fast_seg;
+        let lane = &self.p.lanes[l];
+        let fast = lane.fast_seg;
         if fast != NO_SEG {
-            let limit = self.p.lanes[l].fast_limit;
+            let (limit, busy) = (lane.fast_limit, lane.glide_busy);
             let seg = &mut self.p.segs[fast as usize];
             if seg.pos < limit {
                 seg.pos += 1;
-                let pos = seg.pos;
-                let (a, b) = (seg.og_start, seg.og_end);
-                for i in a..b {
-                    let tag = self.p.ongoing[i as usize];
-                    if tag & GATE_TAG == 0 {
-                        self.glide_write(tag as usize, false, pos);
+                if busy {
+                    let pos = seg.pos;
+                    let (a, b) = (seg.og_start, seg.og_end);
+                    for i in a..b {
+                        let tag = self.p.ongoing[i as usize];
+                        if tag & GATE_TAG == 0 {
+                            self.glide_write(tag as usize, false, pos);
+                        }
                     }
                 }
                 return false;
@@ -613,29 +634,27 @@ impl Engine {
 
     #[inline]
     fn lane_process_slow(&mut self, l: usize) -> bool {
-        let lane = self.p.lanes[l];
+        let lane = &self.p.lanes[l];
         if lane.state != LANE_PROCESSING || lane.e_end == lane.e_start {
             return false;
         }
-        let inst = self.p.entries[(lane.e_start + lane.active) as usize];
-        let seg = self.p.insts[inst as usize].seg as usize;
-        if self.p.segs[seg].state != ST_END {
-            let acc = self.seg_process(inst, lane.acc);
+        let (inst, seg, acc) = (lane.cur_inst, lane.cur_seg, lane.acc);
+        if self.p.segs[seg as usize].state != ST_END {
+            let acc = self.seg_process(inst, acc);
             self.p.lanes[l].acc = acc;
             false
         } else {
             let next = lane.active + 1;
-            self.p.lanes[l].active = next;
             if lane.e_start + next < lane.e_end {
-                let inst = self.p.entries[(lane.e_start + next) as usize];
-                let seg = self.p.insts[inst as usize].seg as usize;
-                self.p.segs[seg].state = ST_START;
-                self.p.segs[seg].pos = 0;
-                let acc = self.seg_process(inst, lane.acc);
+                self.enter_entry(l, next);
+                let inst = self.p.lanes[l].cur_inst;
+                let acc = self.seg_process(inst, acc);
                 self.p.lanes[l].acc = acc;
                 false
             } else {
-                self.p.lanes[l].state = LANE_PENDING;
+                let lm = &mut self.p.lanes[l];
+                lm.active = next;
+                lm.state = LANE_PENDING;
                 true
             }
         }
@@ -756,7 +775,8 @@ impl Engine {
             // pos == 0 only happens on a 1-sample segment with drift: deviation (a).
             gl.end as f32
         } else {
-            let t = (gl.inv * (pos - 1) as f64) as f32;
+            // pos < 2^53, so the signed conversion is exact (and cheaper).
+            let t = (gl.inv * (pos - 1) as i64 as f64) as f32;
             let e = if gl.ease != 0.0 {
                 ease(t, gl.ease, gl.pow)
             } else {
@@ -799,9 +819,9 @@ impl Engine {
         let lane = &self.p.lanes[l];
         let mut fast_seg = NO_SEG;
         let mut limit = 0;
+        let mut busy = false;
         if !self.plain && lane.state == LANE_PROCESSING && lane.e_end > lane.e_start {
-            let inst = self.p.entries[(lane.e_start + lane.active) as usize];
-            let s = self.p.insts[inst as usize].seg;
+            let s = lane.cur_seg;
             let seg = &self.p.segs[s as usize];
             if seg.state == ST_PROGRESS && seg.pos + 1 < seg.duration {
                 limit = seg.duration - 1;
@@ -810,11 +830,14 @@ impl Engine {
                     if tag & GATE_TAG != 0 {
                         let gm = &self.p.gates[(tag & !GATE_TAG) as usize];
                         if gm.active && gm.high {
+                            // The gate falls at the first position > low_pos.
                             let low = gm.low_pos as f64;
                             if low < (1u64 << 53) as f64 {
                                 limit = limit.min(low as u64);
                             }
                         }
+                    } else if self.p.glides[tag as usize].active {
+                        busy = true;
                     }
                 }
                 if seg.pos < limit {
@@ -825,6 +848,7 @@ impl Engine {
         let lane = &mut self.p.lanes[l];
         lane.fast_seg = fast_seg;
         lane.fast_limit = limit;
+        lane.glide_busy = busy;
     }
 
     /// Number of following samples in which lane `l` provably does nothing but advance
@@ -832,38 +856,14 @@ impl Engine {
     #[inline]
     fn lane_quiet(&self, l: usize) -> u64 {
         let lane = &self.p.lanes[l];
-        if lane.state != LANE_PROCESSING || lane.e_end == lane.e_start {
+        if lane.state != LANE_PROCESSING {
             return u64::MAX;
         }
-        let inst = self.p.entries[(lane.e_start + lane.active) as usize];
-        let seg = &self.p.segs[self.p.insts[inst as usize].seg as usize];
-        if seg.state != ST_PROGRESS || seg.pos + 1 >= seg.duration {
+        if lane.fast_seg == NO_SEG || lane.glide_busy {
             return 0;
         }
-        let mut q = seg.duration - 1 - seg.pos;
-        for i in seg.og_start..seg.og_end {
-            let tag = self.p.ongoing[i as usize];
-            if tag & GATE_TAG == 0 {
-                if self.p.glides[tag as usize].active {
-                    return 0;
-                }
-            } else {
-                let gm = &self.p.gates[(tag & !GATE_TAG) as usize];
-                if gm.active && gm.high {
-                    // The gate falls at the first position > low_pos.
-                    let low = gm.low_pos as f64;
-                    if low >= (1u64 << 53) as f64 {
-                        continue;
-                    }
-                    let low = low as u64;
-                    if low <= seg.pos {
-                        return 0;
-                    }
-                    q = q.min(low - seg.pos);
-                }
-            }
-        }
-        q
+        lane.fast_limit
+            .saturating_sub(self.p.segs[lane.fast_seg as usize].pos)
     }
 
     /// How many following samples can be skipped entirely.
@@ -889,13 +889,11 @@ impl Engine {
         }
         self.skipped = 0;
         for l in 0..self.p.lanes.len() {
-            let lane = self.p.lanes[l];
-            if lane.state != LANE_PROCESSING || lane.e_end == lane.e_start {
-                continue;
+            let lane = &self.p.lanes[l];
+            if lane.state == LANE_PROCESSING && lane.e_end > lane.e_start {
+                let seg = lane.cur_seg as usize;
+                self.p.segs[seg].pos += n;
             }
-            let inst = self.p.entries[(lane.e_start + lane.active) as usize];
-            let seg = self.p.insts[inst as usize].seg as usize;
-            self.p.segs[seg].pos += n;
         }
     }
 
@@ -1084,7 +1082,23 @@ impl Engine {
         }
     }
 
+    #[inline]
     pub(crate) fn eval(&mut self, id: u32) -> f64 {
+        let n = &self.p.values[id as usize];
+        if n.calc_start == n.calc_end && !n.quantize {
+            // Plain sources without calcs: the common case.
+            match n.src {
+                VSrc::Const(x) => return x as f64,
+                VSrc::Var(i) => return self.vars[i as usize] as f64,
+                VSrc::Input(p, c) => return self.inputs[p as usize][c as usize] as f64,
+                VSrc::Output(p, c) => return self.outputs[p as usize][c as usize] as f64,
+                _ => {}
+            }
+        }
+        self.eval_full(id)
+    }
+
+    fn eval_full(&mut self, id: u32) -> f64 {
         let n = self.p.values[id as usize];
         let mut v = match n.src {
             VSrc::Const(x) => x as f64,

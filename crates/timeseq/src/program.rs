@@ -202,6 +202,11 @@ pub(crate) struct Lane {
     /// position is below `fast_limit` (`NO_SEG` when disabled).
     pub fast_seg: u32,
     pub fast_limit: u64,
+    /// Whether an active glide writes in the fast window (prevents skipping).
+    pub glide_busy: bool,
+    /// Cached instance and segment node of the active entry.
+    pub cur_inst: u32,
+    pub cur_seg: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
