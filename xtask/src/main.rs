@@ -5,6 +5,7 @@
 //!   daemon and every imp in release mode, run `impresario run ARGS...`.
 //! - `cargo xtask test`: install missing system packages, build the
 //!   workspace, run the whole test suite.
+//! - `cargo xtask bench [ARGS...]`: run every criterion benchmark.
 //! - `cargo xtask reload-latency [RELOADS] [DEBOUNCE_MS]`: measure hot-reload latency.
 //!
 //! This crate has no dependencies, so it builds before any `-sys` crate
@@ -111,6 +112,15 @@ fn main() {
                 .args(&rest);
             run(test);
         }
+        "bench" => {
+            ensure_packages();
+            let mut build = cargo();
+            build.args(["build", "--release", "--workspace"]);
+            run(build);
+            let mut bench = cargo();
+            bench.args(["bench", "--workspace"]).args(&rest);
+            run(bench);
+        }
         "reload-latency" => {
             ensure_packages();
             let mut build = cargo();
@@ -128,6 +138,7 @@ fn main() {
                  tasks:\n  \
                  run [ARGS...]                      build everything (release) and run `impresario ARGS` (default: run)\n  \
                  test [ARGS...]                     build the workspace and run the whole test suite\n  \
+                 bench [ARGS...]                    build everything (release) and run the criterion benchmarks\n  \
                  reload-latency [RELOADS] [DEBOUNCE_MS]  measure rebuilt-library-to-live latency"
             );
             exit(if task.is_empty() || task == "help" || task == "--help" {
