@@ -489,6 +489,22 @@ impl Engine {
                 }
             }
             for l in tl.l_start..tl.l_end {
+                // Inline fast path: a lane inside a segment only advances and writes glides.
+                let lane = &self.p.lanes[l as usize];
+                if lane.fast_seg != NO_SEG {
+                    let (limit, busy) = (lane.fast_limit, lane.glide_busy);
+                    let seg = &mut self.p.segs[lane.fast_seg as usize];
+                    if seg.pos < limit {
+                        seg.pos += 1;
+                        if busy {
+                            let (pos, a, b) = (seg.pos, seg.og_start, seg.og_end);
+                            self.write_glides(a, b, pos);
+                        }
+                        continue;
+                    }
+                } else if lane.state != LANE_PROCESSING {
+                    continue;
+                }
                 if self.lane_process(l as usize) {
                     if tl.loop_lock {
                         check = true;
@@ -605,7 +621,7 @@ impl Engine {
     }
 
     /// Returns true when the lane just became pending.
-    #[inline]
+    #[inline(never)]
     fn lane_process(&mut self, l: usize) -> bool {
         let lane = &self.p.lanes[l];
         let fast = lane.fast_seg;
@@ -615,14 +631,8 @@ impl Engine {
             if seg.pos < limit {
                 seg.pos += 1;
                 if busy {
-                    let pos = seg.pos;
-                    let (a, b) = (seg.og_start, seg.og_end);
-                    for i in a..b {
-                        let tag = self.p.ongoing[i as usize];
-                        if tag & GATE_TAG == 0 {
-                            self.glide_write(tag as usize, false, pos);
-                        }
-                    }
+                    let (pos, a, b) = (seg.pos, seg.og_start, seg.og_end);
+                    self.write_glides(a, b, pos);
                 }
                 return false;
             }
@@ -786,7 +796,18 @@ impl Engine {
         }
     }
 
+    /// Fast-window glide writes of ongoing actions `a..b` at position `pos`.
     #[inline]
+    fn write_glides(&mut self, a: u32, b: u32, pos: u64) {
+        for i in a..b {
+            let tag = self.p.ongoing[i as usize];
+            if tag & GATE_TAG == 0 {
+                self.glide_write(tag as usize, false, pos);
+            }
+        }
+    }
+
+    #[inline(always)]
     fn glide_write(&mut self, gi: usize, end: bool, pos: u64) {
         let gl = &self.p.glides[gi];
         if !gl.active {
