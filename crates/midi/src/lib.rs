@@ -104,7 +104,9 @@
 
 #![warn(missing_docs)]
 
+pub mod alsa;
 pub mod error;
+pub mod jack_ports;
 pub mod message;
 pub mod parser;
 

@@ -1,6 +1,10 @@
-//! The parser never allocates: a counting global allocator watches the
-//! calling thread while `Parser::feed` parses a stream with every kind of
-//! message, SysEx, garbage and real-time bytes.
+//! What the engine thread calls never allocates: a counting global allocator
+//! watches the calling thread while `Parser::feed` parses a stream with every
+//! kind of message, SysEx, garbage and real-time bytes, and while
+//! `OutputSender::try_send` pushes into a sender thread's ring (including
+//! when the ring is full).
+//!
+//! One test per file keeps other test threads out of the count.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -30,7 +34,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 #[test]
-fn parser_feed_never_allocates() {
+fn engine_thread_calls_never_allocate() {
     let mut stream = Vec::new();
     for i in 0..2000u32 {
         let b = (i % 128) as u8;
@@ -54,4 +58,23 @@ fn parser_feed_never_allocates() {
         "{msgs} {sysex_bytes}"
     );
     assert_eq!(parser.stats().aborted_sysex, 2000);
+
+    let opts = midi::alsa::SenderOptions {
+        ring_capacity: 64,
+        ..Default::default()
+    };
+    let (thread, mut tx) = midi::alsa::spawn_sender("no-alloc", |_| Ok(()), opts).unwrap();
+    let due = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    let (mut ok, mut full) = (0, 0);
+    WATCHED.with(|w| w.set(true));
+    for k in 0..10_000u32 {
+        match tx.try_send(due, midi::ShortMessage::note_on(0, (k % 128) as u8, 1)) {
+            Ok(()) => ok += 1,
+            Err(_) => full += 1,
+        }
+    }
+    WATCHED.with(|w| w.set(false));
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0);
+    assert!(ok >= 64 && full > 0, "{ok} {full}");
+    drop(thread);
 }
