@@ -177,13 +177,17 @@ impl Engine {
     }
 
     /// Starts (or resumes) processing after `delay` process calls.
+    /// Like the reference, this does nothing when the engine is already running.
     pub fn start(&mut self, delay: u32) {
-        self.start_delay = delay;
-        self.status = Status::Running;
+        if self.status != Status::Running {
+            self.start_delay = delay;
+            self.status = Status::Running;
+        }
     }
 
     /// Pauses; triggers, variables and positions are kept.
     pub fn pause(&mut self) {
+        self.start_delay = 0;
         self.status = Status::Paused;
     }
 
@@ -203,11 +207,16 @@ impl Engine {
     pub fn set_sample_rate(&mut self, sr: f32) -> Result<(), LoadError> {
         let p = build(&self.script, sr)?;
         let script = std::mem::take(&mut self.script);
-        let inputs = self.inputs;
-        let rng = self.rng;
+        let (inputs, rng, status, delay) = (self.inputs, self.rng, self.status, self.start_delay);
         *self = Engine::from_program(p, script, sr);
         self.inputs = inputs;
         self.rng = rng;
+        // As the reference: back to loading, unless running with a pending start delay
+        // (the patch-load phase), which keeps running.
+        if status == Status::Running && delay > 0 {
+            self.status = Status::Running;
+            self.start_delay = delay;
+        }
         Ok(())
     }
 

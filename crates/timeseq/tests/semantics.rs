@@ -744,3 +744,31 @@ fn process_rate_runs_several_script_samples() {
     e.process(8);
     assert_eq!(e.variable_by_name("n"), 2.0);
 }
+
+#[test]
+fn start_while_running_is_ignored_and_pause_clears_the_delay() {
+    let s = one_timeline(
+        "",
+        &[r#"{"loop":true,"segments":[{"duration":{"samples":1},"actions":[{"trigger":"t"}]}]}"#],
+        "",
+    );
+    let mut e = load(&s, 48000.0);
+    let fired = |e: &mut timeseq::Engine| {
+        e.process(1);
+        e.fired_triggers().count() > 0
+    };
+    e.start(0);
+    assert!(fired(&mut e));
+    e.start(5); // already running: ignored, no delay
+    assert!(fired(&mut e));
+    e.pause();
+    assert!(!fired(&mut e));
+    e.start(2);
+    assert!(!fired(&mut e));
+    assert!(!fired(&mut e));
+    assert!(fired(&mut e));
+    // A start delay is dropped by pause.
+    e.pause();
+    e.start(0);
+    assert!(fired(&mut e));
+}
