@@ -203,14 +203,8 @@ fn run(realm_path: &Path) -> Result<()> {
         block_size: settings.block_size,
         tempo_bpm: settings.tempo,
     };
-    let (handle, core) = engine::engine(engine_config);
-    let clock = engine::InternalClock::start(core, engine_config)
-        .context("cannot start the engine thread")?;
-    tracing::info!(
-        "engine running on the internal clock: {} Hz, {} frames per block",
-        settings.sample_rate,
-        settings.block_size
-    );
+    let choice: backend::Choice = settings.midi_backend.parse()?;
+    let (running, handle) = backend::start(choice, &settings.jack_client_name, engine_config)?;
 
     let (tx, rx) = mpsc::channel();
     let _watcher =
@@ -249,8 +243,8 @@ fn run(realm_path: &Path) -> Result<()> {
         settings.socket.display()
     );
     realm.run(rx);
-    // The clock ends every sounding note when it stops.
-    drop(clock.stop());
+    // The realm froze every imp (their notes went out); now stop the clock.
+    running.stop();
     drop(realm);
     let _ = std::fs::remove_file(&settings.socket);
     Ok(())

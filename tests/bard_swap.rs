@@ -111,7 +111,7 @@ fn run(swap_every: Option<u64>) -> (Vec<TapEvent>, u64) {
 
 #[test]
 fn hundred_hot_swaps_lose_nothing_and_keep_the_arpeggiator_in_phase() {
-    let violations = alloc_guard::violations();
+    let violations = alloc_guard::thread_violations();
     let (reference, _) = run(None);
     let (swapped, swaps) = run(Some(150));
     assert_eq!(swaps, 100);
@@ -152,7 +152,7 @@ fn hundred_hot_swaps_lose_nothing_and_keep_the_arpeggiator_in_phase() {
         "stuck notes: {sounding:?}"
     );
     assert_eq!(
-        alloc_guard::violations(),
+        alloc_guard::thread_violations(),
         violations,
         "no allocation on the engine thread"
     );

@@ -44,7 +44,7 @@ fn note(e: &TapEvent) -> (u64, [u8; 3]) {
 
 #[test]
 fn events_cross_a_chain_in_the_same_cycle_at_their_frame() {
-    let violations = alloc_guard::violations();
+    let violations = alloc_guard::thread_violations();
     let (mut handle, mut core) = engine::engine(EngineConfig::default());
     let (_a, a) = part("chaos", json!({}));
     let (_b, b) = part("monitor", json!({"log": false}));
@@ -73,7 +73,7 @@ fn events_cross_a_chain_in_the_same_cycle_at_their_frame() {
     );
     assert!(out.iter().all(|t| t.slot == 7));
     assert_eq!(
-        alloc_guard::violations(),
+        alloc_guard::thread_violations(),
         violations,
         "no allocation on the engine thread"
     );
@@ -81,7 +81,7 @@ fn events_cross_a_chain_in_the_same_cycle_at_their_frame() {
 
 #[test]
 fn removing_a_part_ends_its_notes_exactly_once() {
-    let violations = alloc_guard::violations();
+    let violations = alloc_guard::thread_violations();
     let (mut handle, mut core) = engine::engine(EngineConfig::default());
     let (_a, a) = part("chaos", json!({}));
     handle.install(0, a, false).unwrap();
@@ -111,7 +111,7 @@ fn removing_a_part_ends_its_notes_exactly_once() {
         "at the start of the cycle that removed it"
     );
     assert_eq!(core.sounding(0), 0);
-    assert_eq!(alloc_guard::violations(), violations);
+    assert_eq!(alloc_guard::thread_violations(), violations);
 }
 
 #[test]

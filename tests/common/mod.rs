@@ -353,3 +353,117 @@ mod toml_like {
         }
     }
 }
+
+/// A JACK server (dummy driver) of its own, stopped on drop. Clients started
+/// with [`JackServer::command`] or [`JackServer::env`] talk to it.
+pub struct JackServer {
+    pub name: String,
+    child: Option<Child>,
+    peers: Vec<Child>,
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+static JACK_LOCK: Mutex<()> = Mutex::new(());
+
+impl JackServer {
+    /// Starts `jackd -d dummy` (48 kHz, 128 frames) under a unique name.
+    /// One server at a time per test binary: two dummy servers starting at
+    /// once get in each other's way.
+    pub fn start() -> JackServer {
+        let guard = JACK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let name = format!("impresario-test-{}-{:x}", std::process::id(), rand_u64());
+        let child = Command::new("jackd")
+            .args([
+                "-n", &name, "-R", "-P", "70", "-p", "32", "-d", "dummy", "-r", "48000", "-p",
+                "128",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jackd is installed (package jackd2; `cargo xtask test` installs it)");
+        let server = JackServer {
+            name,
+            child: Some(child),
+            peers: Vec::new(),
+            _guard: guard,
+        };
+        let ok = server
+            .command("jack_wait")
+            .args(["-w", "-t", "10"])
+            .output()
+            .expect("jack_wait");
+        assert!(ok.status.success(), "the JACK server did not come up");
+        server
+    }
+
+    /// A command that talks to this server.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("JACK_DEFAULT_SERVER", &self.name)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// The environment a daemon needs to talk to this server.
+    pub fn env(&self) -> (&'static str, &str) {
+        ("JACK_DEFAULT_SERVER", &self.name)
+    }
+
+    /// Starts a peer client (killed when the server guard drops); returns its index.
+    pub fn spawn(&mut self, program: &str, args: &[&str], stdout: Stdio) -> usize {
+        let child = self
+            .command(program)
+            .args(args)
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        self.peers.push(child);
+        self.peers.len() - 1
+    }
+
+    /// The peer started as number `i`.
+    pub fn peer(&mut self, i: usize) -> &mut Child {
+        &mut self.peers[i]
+    }
+
+    /// Stops peer `i` (SIGTERM, then reap).
+    pub fn stop_peer(&mut self, i: usize) {
+        let child = &mut self.peers[i];
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+    }
+
+    /// Full names of the server's ports (with connections indented below, as `jack_lsp -c` prints).
+    pub fn ports(&self) -> String {
+        let out = self
+            .command("jack_lsp")
+            .arg("-c")
+            .output()
+            .expect("jack_lsp");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(7);
+    h.finish()
+}
+
+impl Drop for JackServer {
+    fn drop(&mut self) {
+        for p in &mut self.peers {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}

@@ -14,9 +14,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
-/// Debian packages the build and the tests need, with a file that shows
-/// each is installed.
-const PACKAGES: &[(&str, &str)] = &[("pkg-config", "/usr/bin/pkg-config")];
+/// Debian packages the build needs (alsa-sys finds ALSA through
+/// pkg-config), with a file that shows each is installed.
+const BUILD_PACKAGES: &[(&str, &str)] = &[
+    ("pkg-config", "/usr/bin/pkg-config"),
+    ("libasound2-dev", "/usr/include/alsa/asoundlib.h"),
+];
+
+/// What the tests need on top: a JACK server and Debian's JACK clients
+/// (`jackd`, `jack_wait`, `jack_lsp`, `jack_midiseq`, `jack_midi_dump`).
+const TEST_PACKAGES: &[(&str, &str)] = &[("jackd2", "/usr/bin/jack_midiseq")];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,9 +60,10 @@ fn is_root() -> bool {
 
 /// Installs the packages that are missing (as root, with apt-get), or says
 /// exactly what to run.
-fn ensure_packages() {
-    let missing: Vec<&str> = PACKAGES
+fn ensure_packages(packages: &[&[(&str, &str)]]) {
+    let missing: Vec<&str> = packages
         .iter()
+        .flat_map(|p| p.iter())
         .filter(|(_, file)| !Path::new(file).exists())
         .map(|(pkg, _)| *pkg)
         .collect();
@@ -87,7 +95,7 @@ fn main() {
     let rest: Vec<String> = args.collect();
     match task.as_str() {
         "run" => {
-            ensure_packages();
+            ensure_packages(&[BUILD_PACKAGES]);
             let mut build = cargo();
             build.args(["build", "--release", "--workspace"]);
             run(build);
@@ -101,7 +109,7 @@ fn main() {
             run(daemon);
         }
         "test" => {
-            ensure_packages();
+            ensure_packages(&[BUILD_PACKAGES, TEST_PACKAGES]);
             // The end-to-end tests load the imp libraries the workspace
             // build puts next to the binary.
             let mut build = cargo();
@@ -113,7 +121,7 @@ fn main() {
             run(test);
         }
         "bench" => {
-            ensure_packages();
+            ensure_packages(&[BUILD_PACKAGES]);
             let mut build = cargo();
             build.args(["build", "--release", "--workspace"]);
             run(build);
@@ -122,7 +130,7 @@ fn main() {
             run(bench);
         }
         "reload-latency" => {
-            ensure_packages();
+            ensure_packages(&[BUILD_PACKAGES]);
             let mut build = cargo();
             build.args(["build", "--release", "--workspace"]);
             run(build);

@@ -16,6 +16,7 @@ thread_local! {
     // Const-initialised and without a destructor, so it is safe to touch
     // from inside the allocator.
     static IN_RT: Cell<bool> = const { Cell::new(false) };
+    static THREAD_VIOLATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
 static VIOLATIONS: AtomicU64 = AtomicU64::new(0);
@@ -28,6 +29,7 @@ pub struct GuardedAllocator;
 fn check() {
     if IN_RT.with(|f| f.get()) {
         VIOLATIONS.fetch_add(1, Ordering::Relaxed);
+        THREAD_VIOLATIONS.with(|v| v.set(v.get() + 1));
     }
 }
 
@@ -59,6 +61,13 @@ pub fn rt_section<R>(f: impl FnOnce() -> R) -> R {
     let r = f();
     IN_RT.with(|flag| flag.set(was));
     r
+}
+
+/// Allocations and frees seen inside [`rt_section`] on the calling thread
+/// so far (a manual-clock test runs its cycles on its own thread, so other
+/// tests running at the same time do not disturb the count).
+pub fn thread_violations() -> u64 {
+    THREAD_VIOLATIONS.with(|v| v.get())
 }
 
 /// Allocations and frees seen inside [`rt_section`] so far, process-wide.

@@ -48,6 +48,9 @@ const COMMAND_QUEUE: usize = 256;
 const GARBAGE_QUEUE: usize = 512;
 const INPUT_QUEUE: usize = 4096;
 const OUTPUT_QUEUE: usize = 16384;
+/// Events the engine can emit in one cycle, all slots together, for a
+/// backend to pick up after the cycle ([`EngineCore::emitted`]).
+pub const EMITTED_CAPACITY: usize = 8192;
 
 /// Errors of the engine's control side.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +158,8 @@ pub struct EngineCore {
     slots: Box<[Slot]>,
     routing: Box<Routing>,
     scratch: Box<[RtEvent]>,
+    emitted: Box<[TapEvent]>,
+    emitted_len: usize,
     transient: Box<[u8; TRANSIENT_BYTES]>,
     position: u64,
     sample_rate: f64,
@@ -188,6 +193,16 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         slots,
         routing: Box::new(Routing::new(&[], &[], &[]).expect("empty routing is valid")),
         scratch: vec![RtEvent::default(); SLOT_OUTPUT_CAPACITY].into_boxed_slice(),
+        emitted: vec![
+            TapEvent {
+                slot: 0,
+                time: 0,
+                event: RtEvent::default()
+            };
+            EMITTED_CAPACITY
+        ]
+        .into_boxed_slice(),
+        emitted_len: 0,
         transient: Box::new([0; TRANSIENT_BYTES]),
         position: 0,
         sample_rate: config.sample_rate as f64,
@@ -305,15 +320,19 @@ impl EngineCore {
     /// Routes one output event of `slot` to its wires and the tap.
     fn route(&mut self, slot: usize, e: RtEvent) {
         let time = self.position + e.frame as u64;
-        if self.routing.tapped[slot] {
-            let tap = TapEvent {
-                slot,
-                time,
-                event: e,
-            };
-            if self.taps.push(tap).is_err() {
-                self.stats.note_dropped();
-            }
+        let tap = TapEvent {
+            slot,
+            time,
+            event: e,
+        };
+        if self.emitted_len < self.emitted.len() {
+            self.emitted[self.emitted_len] = tap;
+            self.emitted_len += 1;
+        } else {
+            self.stats.note_dropped();
+        }
+        if self.routing.tapped[slot] && self.taps.push(tap).is_err() {
+            self.stats.note_dropped();
         }
         for i in 0..self.routing.wires_from[slot].len() {
             let w = self.routing.wires_from[slot][i];
@@ -408,6 +427,7 @@ impl EngineCore {
     }
 
     fn cycle_inner(&mut self, frames: u32) {
+        self.emitted_len = 0;
         while let Ok(c) = self.commands.pop() {
             self.apply(c);
         }
@@ -459,6 +479,22 @@ impl EngineCore {
         self.position += frames as u64;
     }
 
+    /// Delivers an event from outside (a backend's input port) to `slot`
+    /// in the next cycle, at its frame. Call on the thread that runs the
+    /// cycles, before [`EngineCore::cycle`]. Allocation-free.
+    pub fn push_input(&mut self, slot: usize, event: RtEvent) {
+        if slot < MAX_SLOTS {
+            push_sorted(&mut self.slots[slot], event, &self.stats);
+        }
+    }
+
+    /// Every event the slots emitted in the last cycle (after the ledger),
+    /// with its absolute time; a backend sends those of its port-bound
+    /// slots out after the cycle. Allocation-free.
+    pub fn emitted(&self) -> &[TapEvent] {
+        &self.emitted[..self.emitted_len]
+    }
+
     /// Samples processed so far.
     pub fn position(&self) -> u64 {
         self.position
@@ -466,6 +502,7 @@ impl EngineCore {
 
     /// Ends every sounding note of every slot (shutdown). Engine thread.
     pub fn all_notes_off(&mut self) {
+        self.emitted_len = 0;
         alloc_guard::rt_section(|| {
             for slot in 0..MAX_SLOTS {
                 if !self.slots[slot].ledger.is_silent() {
@@ -496,6 +533,22 @@ fn push_sorted(slot: &mut Slot, e: RtEvent, stats: &EngineStats) {
     slot.input_len += 1;
 }
 
+/// What a backend does around each cycle of the internal clock, on the
+/// engine thread: deliver input before, send output after. Must not
+/// allocate, lock or block.
+pub trait ClockDriver: Send + 'static {
+    /// Before the cycle: deliver input with [`EngineCore::push_input`].
+    fn before_cycle(&mut self, core: &mut EngineCore, frames: u32);
+    /// After the cycle: send [`EngineCore::emitted`] events out.
+    fn after_cycle(&mut self, core: &mut EngineCore, frames: u32);
+}
+
+/// No ports: the clock only runs cycles.
+impl ClockDriver for () {
+    fn before_cycle(&mut self, _: &mut EngineCore, _: u32) {}
+    fn after_cycle(&mut self, _: &mut EngineCore, _: u32) {}
+}
+
 /// Drives an [`EngineCore`] from its own thread at the block rate.
 pub struct InternalClock {
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -505,7 +558,11 @@ pub struct InternalClock {
 impl InternalClock {
     /// Starts the clock thread. Asks for real-time priority (SCHED_FIFO);
     /// when the system refuses, says so in the log and runs anyway.
-    pub fn start(mut core: EngineCore, config: EngineConfig) -> std::io::Result<InternalClock> {
+    pub fn start(
+        mut core: EngineCore,
+        config: EngineConfig,
+        mut driver: impl ClockDriver,
+    ) -> std::io::Result<InternalClock> {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
         let block = Duration::from_secs_f64(config.block_size as f64 / config.sample_rate as f64);
@@ -521,7 +578,9 @@ impl InternalClock {
                 }
                 let mut deadline = Instant::now();
                 while !stop2.load(std::sync::atomic::Ordering::Acquire) {
+                    alloc_guard::rt_section(|| driver.before_cycle(&mut core, config.block_size));
                     core.cycle(config.block_size);
+                    alloc_guard::rt_section(|| driver.after_cycle(&mut core, config.block_size));
                     deadline += block;
                     let now = Instant::now();
                     if deadline > now {
@@ -533,7 +592,9 @@ impl InternalClock {
                         deadline = now;
                     }
                 }
+                // The last notes the shutdown released go out too.
                 core.all_notes_off();
+                alloc_guard::rt_section(|| driver.after_cycle(&mut core, config.block_size));
                 core
             })?;
         Ok(InternalClock {

@@ -235,7 +235,26 @@ pub struct HostTable {
         unsafe extern "C" fn(ptr: *mut u8, size: usize, align: usize, new_size: usize) -> *mut u8,
     /// Forward one log record (level: 1 error .. 5 trace) to the host's logger.
     pub log: unsafe extern "C" fn(level: u8, target: BytesRef, message: BytesRef),
+    /// Open a MIDI port for the imp being thawed (spec: JSON, see
+    /// `imp::ports::PortSpec`). Returns a port id >= 0, [`PORT_NOT_READY`]
+    /// or [`PORT_INVALID`]; the reason is written into `err_buf` (UTF-8,
+    /// `err_len` bytes), which the caller owns. Control thread.
+    pub port_open: unsafe extern "C" fn(
+        spec: BytesRef,
+        err_buf: *mut u8,
+        err_cap: usize,
+        err_len: *mut usize,
+    ) -> i64,
+    /// Close a port. Control thread.
+    pub port_close: unsafe extern "C" fn(id: i64),
+    /// 1 while the port (and the device it is bound to) is there, else 0. Control thread.
+    pub port_alive: unsafe extern "C" fn(id: i64) -> u8,
 }
+
+/// `port_open`: the device or peer port is absent; retry later.
+pub const PORT_NOT_READY: i64 = -1;
+/// `port_open`: the spec is invalid, or the host has no MIDI backend.
+pub const PORT_INVALID: i64 = -2;
 
 /// The RT part of an imp, handed to the engine. The function pointers live
 /// in the library image, which the host never unloads, so they stay valid
@@ -359,7 +378,7 @@ const fn fnv(mut hash: u64, value: u64) -> u64 {
 /// Host and library must agree on it; a change in any `#[repr(C)]` type
 /// here changes it, even when someone forgot to bump [`ABI_VERSION`].
 pub const fn layout_fingerprint() -> u64 {
-    let items: [usize; 41] = [
+    let items: [usize; 43] = [
         size_of::<BytesRef>(),
         align_of::<BytesRef>(),
         offset_of!(BytesRef, present),
@@ -382,6 +401,8 @@ pub const fn layout_fingerprint() -> u64 {
         size_of::<HostTable>(),
         offset_of!(HostTable, alloc),
         offset_of!(HostTable, log),
+        offset_of!(HostTable, port_open),
+        offset_of!(HostTable, port_alive),
         size_of::<RtInstance>(),
         offset_of!(RtInstance, process),
         offset_of!(RtInstance, save_transient),

@@ -51,6 +51,7 @@ mod error;
 pub mod glue;
 mod host_alloc;
 mod log;
+pub mod ports;
 mod traits;
 
 pub use abi::{event_kind, BlockContext, RtEvent, ABI_VERSION, TRANSIENT_BYTES};

@@ -66,6 +66,10 @@ pub struct Settings {
     pub block_size: u32,
     /// Engine tempo in BPM.
     pub tempo: f64,
+    /// MIDI backend: `auto` (JACK if a server runs, else loopback), `jack`, `loopback`.
+    pub midi_backend: String,
+    /// Name of impresario's JACK client.
+    pub jack_client_name: String,
 }
 
 impl Default for Settings {
@@ -82,6 +86,8 @@ impl Default for Settings {
             sample_rate: 48_000,
             block_size: 64,
             tempo: 120.0,
+            midi_backend: "auto".into(),
+            jack_client_name: "impresario".into(),
         }
     }
 }
@@ -229,6 +235,15 @@ impl RealmConfig {
                 format!(
                     "[realm] block_size = {} is out of range; use 1..=8192",
                     settings.block_size
+                ),
+            ));
+        }
+        if !["auto", "jack", "loopback"].contains(&settings.midi_backend.as_str()) {
+            return Err(err(
+                None,
+                format!(
+                    "[realm] midi_backend = \"{}\" is not a backend; use \"auto\", \"jack\" or \"loopback\"",
+                    settings.midi_backend
                 ),
             ));
         }

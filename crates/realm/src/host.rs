@@ -3,20 +3,72 @@
 //! sees imps too) and logging into the host's `tracing` subscriber, tagged
 //! with the imp being called.
 
-use imp::abi::{BytesRef, HostTable, ABI_VERSION};
+use crate::ports::PortError;
+use imp::abi::{BytesRef, HostTable, ABI_VERSION, PORT_INVALID, PORT_NOT_READY};
+use imp::ports::PortSpec;
 use std::alloc::Layout;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 thread_local! {
     static CURRENT_IMP: RefCell<String> = const { RefCell::new(String::new()) };
+    static CURRENT_SLOT: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-/// Runs `f` with `name` as the imp that log lines from this thread belong to.
-pub(crate) fn with_current_imp<R>(name: &str, f: impl FnOnce() -> R) -> R {
+/// Runs `f` with `name` (engine slot `slot`) as the imp that log lines and
+/// port requests from this thread belong to.
+pub(crate) fn with_current_imp<R>(name: &str, slot: Option<usize>, f: impl FnOnce() -> R) -> R {
     let previous = CURRENT_IMP.with(|c| std::mem::replace(&mut *c.borrow_mut(), name.to_string()));
+    let previous_slot = CURRENT_SLOT.with(|c| c.replace(slot));
     let r = f();
     CURRENT_IMP.with(|c| *c.borrow_mut() = previous);
+    CURRENT_SLOT.with(|c| c.set(previous_slot));
     r
+}
+
+unsafe extern "C" fn host_port_open(
+    spec: BytesRef,
+    err_buf: *mut u8,
+    err_cap: usize,
+    err_len: *mut usize,
+) -> i64 {
+    let fail = |code: i64, text: &str| {
+        let n = text.len().min(err_cap);
+        std::ptr::copy_nonoverlapping(text.as_ptr(), err_buf, n);
+        *err_len = n;
+        code
+    };
+    let spec: PortSpec = match serde_json::from_slice(spec.as_option().unwrap_or_default()) {
+        Ok(s) => s,
+        Err(e) => return fail(PORT_INVALID, &format!("invalid port spec: {e}")),
+    };
+    let Some(service) = crate::ports::service() else {
+        return fail(PORT_INVALID, "this process has no MIDI backend");
+    };
+    let Some(slot) = CURRENT_SLOT.with(|c| c.get()) else {
+        return fail(
+            PORT_INVALID,
+            "ports can only be opened while the realm thaws the imp",
+        );
+    };
+    let imp = CURRENT_IMP.with(|c| c.borrow().clone());
+    match service.open(slot, &imp, &spec) {
+        Ok(id) => id as i64,
+        Err(PortError::NotReady(m)) => fail(PORT_NOT_READY, &m),
+        Err(PortError::Invalid(m)) => fail(PORT_INVALID, &m),
+    }
+}
+
+unsafe extern "C" fn host_port_close(id: i64) {
+    if let (Some(service), Ok(id)) = (crate::ports::service(), u64::try_from(id)) {
+        service.close(id);
+    }
+}
+
+unsafe extern "C" fn host_port_alive(id: i64) -> u8 {
+    match (crate::ports::service(), u64::try_from(id)) {
+        (Some(service), Ok(id)) => service.alive(id) as u8,
+        _ => 0,
+    }
 }
 
 unsafe extern "C" fn host_alloc(size: usize, align: usize) -> *mut u8 {
@@ -70,4 +122,7 @@ pub(crate) static HOST_TABLE: HostTable = HostTable {
     dealloc: host_dealloc,
     realloc: host_realloc,
     log: host_log,
+    port_open: host_port_open,
+    port_close: host_port_close,
+    port_alive: host_port_alive,
 };

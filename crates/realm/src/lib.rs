@@ -8,6 +8,7 @@
 pub mod config;
 mod host;
 pub mod loader;
+pub mod ports;
 
 pub use config::{ConfigError, RealmConfig};
 pub use loader::{CallError, ImpHandle, Library, LoadError};

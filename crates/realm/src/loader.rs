@@ -270,7 +270,7 @@ impl Library {
         let config = serde_json::to_vec(config).expect("JSON values serialise");
         let mut handle: *mut c_void = std::ptr::null_mut();
         let mut err = ImpBytes::EMPTY;
-        let s = with_current_imp(name, || {
+        let s = with_current_imp(name, None, || {
             // SAFETY: every pointer is valid for the call.
             unsafe {
                 (self.table.create)(
@@ -286,6 +286,7 @@ impl Library {
         Ok(ImpHandle {
             library: self.clone(),
             name: name.to_string(),
+            slot: None,
             ptr: handle,
         })
     }
@@ -295,6 +296,7 @@ impl Library {
 pub struct ImpHandle {
     library: Arc<Library>,
     name: String,
+    slot: Option<usize>,
     ptr: *mut c_void,
 }
 
@@ -307,8 +309,14 @@ impl ImpHandle {
         &self.library
     }
 
+    /// Tells the handle which engine slot its RT part goes to (ports the
+    /// imp opens are bound to it).
+    pub fn set_slot(&mut self, slot: usize) {
+        self.slot = Some(slot);
+    }
+
     fn call<R>(&self, f: impl FnOnce(&LibraryTable, *mut c_void) -> R) -> R {
-        with_current_imp(&self.name, || f(self.library.table, self.ptr))
+        with_current_imp(&self.name, self.slot, || f(self.library.table, self.ptr))
     }
 
     /// Acquires resources; returns the RT part, if any. Control thread.

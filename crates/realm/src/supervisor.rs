@@ -229,6 +229,7 @@ impl Realm {
     ) -> Result<ImpHandle, CallError> {
         let spec = self.imps[name].spec.clone();
         let mut handle = lib.create(name, &spec.config, frozen)?;
+        handle.set_slot(self.imps[name].slot);
         if let Some(entry) = self.vault.imp(name).filter(|e| e.library == spec.library) {
             handle.set_vault_data(&entry.data, entry.version)?;
         }
@@ -903,8 +904,8 @@ impl Realm {
                 "last_error": self.vault_error,
             },
             "engine": {
-                "sample_rate": self.config.settings.sample_rate,
-                "block_size": self.config.settings.block_size,
+                "sample_rate": self.engine.config().sample_rate,
+                "block_size": self.engine.config().block_size,
                 "cycles": e.cycles,
                 "slowest_cycle_us": e.slowest_cycle_ns as f64 / 1e3,
                 "slowest_cycle_load": e.slowest_cycle_load,

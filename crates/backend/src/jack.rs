@@ -1,0 +1,342 @@
+//! The JACK backend: impresario is one JACK client. Its process callback
+//! *is* the engine clock: each callback reads the input ports at their frame
+//! offsets, runs one engine cycle of the callback's length, and writes what
+//! the port-bound imps emitted at the same frame offsets. An event that
+//! arrives at frame f of cycle k leaves at frame f of cycle k: the
+//! pass-through adds no latency beyond the JACK period.
+
+use crate::bindings::{Bound, Change, Table};
+use engine::{alloc_guard, EngineConfig, EngineCore, EngineHandle};
+use imp::ports::{Direction, PortSpec};
+use imp::RtEvent;
+use jack::{
+    Client, ClientOptions, Control, MidiIn, MidiOut, Port, PortFlags, ProcessHandler, ProcessScope,
+    RawMidi,
+};
+use realm::ports::{PortError, PortService};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A JACK port as the engine thread holds it.
+pub enum JackPort {
+    /// Impresario receives on it.
+    In(Port<MidiIn>),
+    /// Impresario sends on it.
+    Out(Port<MidiOut>),
+}
+
+/// The process callback: owns the engine core.
+pub struct JackProcess {
+    core: EngineCore,
+    table: Table<JackPort>,
+    changes: rtrb::Consumer<Change<JackPort>>,
+    retired: rtrb::Producer<JackPort>,
+}
+
+impl ProcessHandler for JackProcess {
+    fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
+        let frames = ps.n_frames();
+        alloc_guard::rt_section(|| {
+            self.table.apply(&mut self.changes, &mut self.retired);
+            for b in self.table.iter_mut() {
+                if let JackPort::In(port) = &b.port {
+                    for raw in port.iter(ps) {
+                        // Short messages only: SysEx is not real-time material.
+                        if !raw.bytes.is_empty()
+                            && raw.bytes.len() <= 3
+                            && raw.bytes[0] >= 0x80
+                            && raw.bytes[0] != 0xF0
+                        {
+                            self.core
+                                .push_input(b.slot, RtEvent::midi(raw.time, raw.bytes));
+                        }
+                    }
+                }
+            }
+        });
+        self.core.cycle(frames);
+        alloc_guard::rt_section(|| {
+            for b in self.table.iter_mut() {
+                if let JackPort::Out(port) = &mut b.port {
+                    let mut writer = port.writer(ps);
+                    for t in self.core.emitted() {
+                        if t.slot == b.slot {
+                            let _ = writer.write(&RawMidi {
+                                time: t.event.frame.min(frames.saturating_sub(1)),
+                                bytes: t.event.midi_bytes(),
+                            });
+                        }
+                    }
+                }
+            }
+        });
+        Control::Continue
+    }
+}
+
+struct OpenPort {
+    full_name: String,
+    connect: Option<String>,
+}
+
+struct Inner {
+    client: Option<jack::AsyncClient<(), JackProcess>>,
+    next_id: u64,
+    open: BTreeMap<u64, OpenPort>,
+    changes: rtrb::Producer<Change<JackPort>>,
+    retired: rtrb::Consumer<JackPort>,
+}
+
+/// The JACK backend's control side; serves `imp::ports` requests.
+pub struct JackBackend {
+    inner: Mutex<Inner>,
+    sample_rate: u32,
+    buffer_size: u32,
+}
+
+impl std::fmt::Debug for JackBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JackBackend")
+            .field("sample_rate", &self.sample_rate)
+            .finish()
+    }
+}
+
+/// Why JACK could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("JACK: {0}")]
+pub struct JackError(String);
+
+impl JackBackend {
+    /// Connects to a running JACK server (never starts one) as `client_name`,
+    /// creates the engine at JACK's sample rate, and activates the client:
+    /// from then on JACK's process callback drives the engine.
+    pub fn start(
+        client_name: &str,
+        config: EngineConfig,
+    ) -> Result<(JackBackend, EngineHandle), JackError> {
+        let (client, _status) = Client::new(client_name, ClientOptions::NO_START_SERVER)
+            .map_err(|e| JackError(format!("no JACK server to connect to ({e}); start one (e.g. `jackd -d alsa`) or use midi_backend = \"alsa\" / \"loopback\"")))?;
+        let sample_rate = client.sample_rate();
+        let buffer_size = client.buffer_size();
+        if sample_rate != config.sample_rate {
+            tracing::info!(
+                "JACK runs at {sample_rate} Hz; the engine follows it (realm.toml says {})",
+                config.sample_rate
+            );
+        }
+        let (handle, core) = engine::engine(EngineConfig {
+            sample_rate,
+            block_size: buffer_size,
+            ..config
+        });
+        let (changes_tx, changes_rx) = rtrb::RingBuffer::new(256);
+        let (retired_tx, retired_rx) = rtrb::RingBuffer::new(256);
+        let process = JackProcess {
+            core,
+            table: Table::new(),
+            changes: changes_rx,
+            retired: retired_tx,
+        };
+        let active = client
+            .activate_async((), process)
+            .map_err(|e| JackError(format!("cannot activate the JACK client: {e}")))?;
+        Ok((
+            JackBackend {
+                inner: Mutex::new(Inner {
+                    client: Some(active),
+                    next_id: 1,
+                    open: BTreeMap::new(),
+                    changes: changes_tx,
+                    retired: retired_rx,
+                }),
+                sample_rate,
+                buffer_size,
+            },
+            handle,
+        ))
+    }
+
+    /// JACK's sample rate.
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// JACK's period in frames.
+    pub fn buffer_size(&self) -> u32 {
+        self.buffer_size
+    }
+
+    /// Deactivates the client (after the realm has frozen every imp, so the
+    /// note-offs went out) and ends whatever the ledger still holds.
+    pub fn stop(&self) {
+        let mut inner = self.inner.lock().expect("jack backend");
+        if let Some(active) = inner.client.take() {
+            match active.deactivate() {
+                Ok((_client, (), mut process)) => process.core.all_notes_off(),
+                Err(e) => tracing::warn!("deactivating the JACK client: {e}"),
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn unregister_retired(&mut self) -> usize {
+        let mut n = 0;
+        while let Ok(port) = self.retired.pop() {
+            if let Some(active) = &self.client {
+                let client = active.as_client();
+                let _ = match port {
+                    JackPort::In(p) => client.unregister_port(p),
+                    JackPort::Out(p) => client.unregister_port(p),
+                };
+            }
+            n += 1;
+        }
+        n
+    }
+}
+
+impl PortService for JackBackend {
+    fn open(&self, slot: usize, _imp: &str, spec: &PortSpec) -> Result<u64, PortError> {
+        let mut inner = self.inner.lock().expect("jack backend");
+        inner.unregister_retired();
+        let Some(active) = &inner.client else {
+            return Err(PortError::Invalid("the JACK client is stopped".into()));
+        };
+        let client = active.as_client();
+        let own = format!("{}:", client.name());
+        let peer = match &spec.connect {
+            None => None,
+            Some(pattern) => {
+                let flags = match spec.direction {
+                    Direction::In => PortFlags::IS_OUTPUT,
+                    Direction::Out => PortFlags::IS_INPUT,
+                };
+                let wanted = pattern.to_lowercase();
+                let found = client
+                    .ports(None, Some("midi"), flags)
+                    .into_iter()
+                    .find(|n| !n.starts_with(&own) && n.to_lowercase().contains(&wanted));
+                match found {
+                    Some(n) => Some(n),
+                    None => {
+                        return Err(PortError::NotReady(format!(
+                            "no JACK MIDI port matches `{pattern}`"
+                        )))
+                    }
+                }
+            }
+        };
+        // A port of the same name may still be on its way back from the
+        // engine thread (a respawn closes and reopens it): wait a few periods.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let port = loop {
+            let client = inner.client.as_ref().expect("checked").as_client();
+            let registered = match spec.direction {
+                Direction::In => client
+                    .register_port(&spec.name, MidiIn::default())
+                    .map(JackPort::In),
+                Direction::Out => client
+                    .register_port(&spec.name, MidiOut::default())
+                    .map(JackPort::Out),
+            };
+            match registered {
+                Ok(p) => break p,
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(PortError::Invalid(format!(
+                        "cannot create JACK port `{}` ({e}); is the name used twice in realm.toml?",
+                        spec.name
+                    )))
+                }
+                Err(_) => {
+                    drop(inner);
+                    std::thread::sleep(Duration::from_millis(2));
+                    inner = self.inner.lock().expect("jack backend");
+                    inner.unregister_retired();
+                    return_if_stopped(&inner)?;
+                }
+            }
+        };
+        let client = inner.client.as_ref().expect("checked").as_client();
+        let full_name = match &port {
+            JackPort::In(p) => p.name(),
+            JackPort::Out(p) => p.name(),
+        }
+        .unwrap_or_else(|_| format!("{own}{}", spec.name));
+        if let Some(peer) = &peer {
+            let (from, to) = match spec.direction {
+                Direction::In => (peer.as_str(), full_name.as_str()),
+                Direction::Out => (full_name.as_str(), peer.as_str()),
+            };
+            if let Err(e) = client.connect_ports_by_name(from, to) {
+                let _ = match port {
+                    JackPort::In(p) => client.unregister_port(p),
+                    JackPort::Out(p) => client.unregister_port(p),
+                };
+                return Err(PortError::NotReady(format!(
+                    "cannot connect {from} to {to}: {e}"
+                )));
+            }
+        }
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let bound = Bound {
+            id,
+            slot,
+            direction: spec.direction,
+            port,
+        };
+        if inner.changes.push(Change::Add(bound)).is_err() {
+            return Err(PortError::Invalid(
+                "too many port changes at once; try again".into(),
+            ));
+        }
+        inner.open.insert(
+            id,
+            OpenPort {
+                full_name,
+                connect: spec.connect.clone(),
+            },
+        );
+        Ok(id)
+    }
+
+    fn close(&self, id: u64) {
+        let mut inner = self.inner.lock().expect("jack backend");
+        if inner.open.remove(&id).is_some() {
+            let _ = inner.changes.push(Change::Remove(id));
+        }
+        inner.unregister_retired();
+    }
+
+    fn alive(&self, id: u64) -> bool {
+        let mut inner = self.inner.lock().expect("jack backend");
+        inner.unregister_retired();
+        let (Some(open), Some(active)) = (inner.open.get(&id), &inner.client) else {
+            return false;
+        };
+        if open.connect.is_none() {
+            return true;
+        }
+        // A port bound to a device is alive while it is connected to it.
+        active
+            .as_client()
+            .port_by_name(&open.full_name)
+            .and_then(|p| p.connected_count().ok())
+            .is_some_and(|n| n > 0)
+    }
+
+    fn backend(&self) -> &'static str {
+        "jack"
+    }
+}
+
+fn return_if_stopped(inner: &Inner) -> Result<(), PortError> {
+    if inner.client.is_none() {
+        Err(PortError::Invalid("the JACK client is stopped".into()))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,130 @@
+//! # backend: where MIDI comes from and goes to, and what drives the clock
+//!
+//! - `jack`: impresario is a JACK client; JACK's process callback drives the
+//!   engine, MIDI ports are served in it at their frame offsets.
+//! - `loopback`: in-process ports only (an output port `X` feeds the input
+//!   ports named `X`); the engine runs on its internal block clock. Needs no
+//!   MIDI system.
+//! - `auto`: JACK if a server runs, else the loopback; one log line says
+//!   which and why.
+//!
+//! The chosen backend serves `imp::ports` requests (the `midi_port` imp)
+//! through [`realm::ports::PortService`].
+
+pub mod bindings;
+pub mod jack;
+pub mod loopback;
+
+use engine::{EngineConfig, EngineHandle, InternalClock};
+use std::sync::Arc;
+
+/// The backends one can ask for in `realm.toml` (`midi_backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// JACK if a server runs, else loopback.
+    Auto,
+    /// JACK (fails when no server runs).
+    Jack,
+    /// In-process ports only.
+    Loopback,
+}
+
+/// Why a backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// `midi_backend` names no backend.
+    #[error("midi_backend = \"{0}\" is not a backend; use \"auto\", \"jack\" or \"loopback\"")]
+    Unknown(String),
+    /// JACK was asked for and is not there.
+    #[error(transparent)]
+    Jack(#[from] jack::JackError),
+    /// The engine thread could not start.
+    #[error("cannot start the engine thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+impl std::str::FromStr for Choice {
+    type Err = BackendError;
+    fn from_str(s: &str) -> Result<Choice, BackendError> {
+        match s {
+            "auto" => Ok(Choice::Auto),
+            "jack" => Ok(Choice::Jack),
+            "loopback" => Ok(Choice::Loopback),
+            other => Err(BackendError::Unknown(other.to_string())),
+        }
+    }
+}
+
+/// A started backend: keeps the clock (or the JACK client) alive.
+pub enum Running {
+    /// The JACK client drives the engine.
+    Jack(Arc<jack::JackBackend>),
+    /// The internal clock drives the engine; loopback ports.
+    Loopback(InternalClock),
+}
+
+impl Running {
+    /// The backend's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Running::Jack(_) => "jack",
+            Running::Loopback(_) => "loopback",
+        }
+    }
+
+    /// Stops the clock after the realm has frozen its imps.
+    pub fn stop(self) {
+        match self {
+            Running::Jack(j) => j.stop(),
+            Running::Loopback(clock) => drop(clock.stop()),
+        }
+    }
+}
+
+/// Starts the chosen backend and the engine it drives, and installs its
+/// port service for the imps.
+pub fn start(
+    choice: Choice,
+    client_name: &str,
+    config: EngineConfig,
+) -> Result<(Running, EngineHandle), BackendError> {
+    let use_jack = match choice {
+        Choice::Jack => true,
+        Choice::Loopback => false,
+        Choice::Auto => match jack::JackBackend::start(client_name, config) {
+            Ok((backend, handle)) => {
+                tracing::info!(
+                    "MIDI backend: jack (auto: a JACK server runs; {} Hz, {} frames per period)",
+                    backend.sample_rate(),
+                    backend.buffer_size()
+                );
+                let backend = Arc::new(backend);
+                realm::ports::install(backend.clone());
+                return Ok((Running::Jack(backend), handle));
+            }
+            Err(e) => {
+                tracing::info!("MIDI backend: loopback (auto: {e})");
+                false
+            }
+        },
+    };
+    if use_jack {
+        let (backend, handle) = jack::JackBackend::start(client_name, config)?;
+        tracing::info!(
+            "MIDI backend: jack ({} Hz, {} frames per period)",
+            backend.sample_rate(),
+            backend.buffer_size()
+        );
+        let backend = Arc::new(backend);
+        realm::ports::install(backend.clone());
+        return Ok((Running::Jack(backend), handle));
+    }
+    let (handle, core) = engine::engine(config);
+    let (ports, driver) = loopback::loopback();
+    realm::ports::install(Arc::new(ports));
+    let clock = InternalClock::start(core, config, driver)?;
+    if choice == Choice::Loopback {
+        tracing::info!("MIDI backend: loopback (in-process ports, internal clock)");
+    }
+    Ok((Running::Loopback(clock), handle))
+}
