@@ -380,6 +380,10 @@ pub enum TrySendError {
     /// The sender thread has stopped (its output was closed).
     #[error("MIDI output is closed")]
     Closed(TimedMessage),
+    /// The bytes given to [`OutputSender::try_send_bytes`] are not one
+    /// complete short message.
+    #[error("not a short MIDI message: {0}")]
+    Invalid(crate::error::MessageError),
 }
 
 /// Counters of a sender thread.
@@ -421,6 +425,19 @@ impl OutputSender {
         self.producer
             .push(ev)
             .map_err(|rtrb::PushError::Full(ev)| TrySendError::Full(ev))
+    }
+
+    /// Like [`OutputSender::try_send`] for raw bytes (status byte first,
+    /// exactly the data bytes its status needs; SysEx goes through
+    /// [`SenderThread::send_raw_now`]). Engine thread: never blocks, never
+    /// allocates.
+    ///
+    /// # Errors
+    /// [`TrySendError::Invalid`] when `bytes` is not one complete short
+    /// message; otherwise as [`OutputSender::try_send`].
+    pub fn try_send_bytes(&mut self, due: Instant, bytes: &[u8]) -> Result<(), TrySendError> {
+        let message = ShortMessage::from_bytes(bytes).map_err(TrySendError::Invalid)?;
+        self.try_send(due, message)
     }
 
     /// Free slots in the ring now. Engine thread; never allocates.

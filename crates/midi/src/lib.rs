@@ -100,7 +100,11 @@
 //!
 //! `cargo bench -p midi --bench parser` measures parser throughput (bytes/s)
 //! for a typical performance stream (notes with running status, CCs, pitch
-//! bend, clock bytes, an occasional SysEx).
+//! bend, clock bytes, an occasional SysEx), fed in 64-byte chunks, through
+//! [`Parser`] alone and through [`Decoder`]. On the shared 2-core
+//! development machine (release build, 2 s measurement) both ran at roughly
+//! 200–350 MiB/s, i.e. well under a microsecond per message; the numbers are
+//! noisy there and are a sanity check, not a promise.
 
 #![warn(missing_docs)]
 
