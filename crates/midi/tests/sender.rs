@@ -68,6 +68,22 @@ fn past_due_messages_go_out_at_once() {
         .unwrap();
     wait_for(&log, 1);
     assert_eq!(log.lock().unwrap()[0].1, vec![0xB1, 7, 100]);
+    // Raw bytes are checked before they are queued.
+    assert!(matches!(
+        tx.try_send_bytes(past, &[0x90, 60]),
+        Err(TrySendError::Invalid(
+            midi::MessageError::WrongLength { .. }
+        ))
+    ));
+    assert!(matches!(
+        tx.try_send_bytes(past, &[0xF0, 1, 0xF7]),
+        Err(TrySendError::Invalid(midi::MessageError::InvalidStatus(
+            0xF0
+        )))
+    ));
+    tx.try_send_bytes(past, &[0xC1, 5]).unwrap();
+    wait_for(&log, 2);
+    assert_eq!(log.lock().unwrap()[1].1, vec![0xC1, 5]);
 }
 
 #[test]
