@@ -61,9 +61,9 @@ pub struct ParserStats {
 
 /// The fixed-size MIDI 1.0 stream parser.
 ///
-/// `Parser` is 16 bytes of state plus counters, `Copy`-free but cheap to
-/// create, and never allocates: create it anywhere, feed it from any one
-/// thread at a time, including the real-time engine thread.
+/// `Parser` holds 8 bytes of state and three `u64` counters, is cheap to
+/// create and never allocates: create it anywhere, feed it from one thread
+/// at a time, including the real-time engine thread.
 #[derive(Debug, Clone, Default)]
 pub struct Parser {
     /// Bytes of the short message in progress; `buf[0]` is its status.
