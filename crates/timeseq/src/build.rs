@@ -170,11 +170,25 @@ impl<'a> Builder<'a> {
                     fast_seg: NO_SEG,
                     fast_limit: 0,
                     glide_busy: false,
+                    trivial_loop: false,
                     cur_inst: 0,
                     cur_seg: 0,
                 });
             }
             let l_end = self.p.lanes.len() as u32;
+            if !tl.loop_lock {
+                for l in l_start..l_end {
+                    let lane = &self.p.lanes[l as usize];
+                    if lane.looping && lane.e_end - lane.e_start == 1 {
+                        let inst = self.p.entries[lane.e_start as usize];
+                        let seg = &self.p.segs[self.p.insts[inst as usize].seg as usize];
+                        let trivial = matches!(seg.kind, DurKind::Const)
+                            && seg.duration == 1
+                            && seg.drift == 0.0;
+                        self.p.lanes[l as usize].trivial_loop = trivial;
+                    }
+                }
+            }
             self.p.timelines.push(Timeline {
                 l_start,
                 l_end,
@@ -631,7 +645,17 @@ impl<'a> Builder<'a> {
                         let h = self.value(hi, &mut st);
                         self.pop();
                         self.pop();
-                        VSrc::Rand(l, h)
+                        let plain_const = |v: &VNode| match v.src {
+                            VSrc::Const(x) if v.calc_start == v.calc_end && !v.quantize => Some(x),
+                            _ => None,
+                        };
+                        match (
+                            plain_const(&self.p.values[l as usize]),
+                            plain_const(&self.p.values[h as usize]),
+                        ) {
+                            (Some(a), Some(b)) => VSrc::RandConst(a, b),
+                            _ => VSrc::Rand(l, h),
+                        }
                     }
                     Src::Seq {
                         id,

@@ -646,6 +646,21 @@ impl Engine {
                 return false;
             }
         }
+        if !self.plain && lane.trivial_loop && lane.state == LANE_PROCESSING && lane.acc < 1.0 {
+            let (inst, seg, acc) = (lane.cur_inst, lane.cur_seg as usize, lane.acc);
+            if self.p.segs[seg].state == ST_END {
+                // The reference would go END -> pending -> loop() -> rewind -> process in
+                // this same sample; with one 1-sample segment of zero drift that is exactly
+                // one more complete segment cycle.
+                self.p.lanes[l].repeat_count += 1;
+                let sg = &mut self.p.segs[seg];
+                sg.state = ST_START;
+                sg.pos = 0;
+                let acc = self.seg_process(inst, acc);
+                self.p.lanes[l].acc = acc;
+                return false;
+            }
+        }
         let r = self.lane_process_slow(l);
         self.update_fast(l);
         r
@@ -811,7 +826,21 @@ impl Engine {
         for i in a..b {
             let tag = self.p.ongoing[i as usize];
             if tag & GATE_TAG == 0 {
-                self.glide_write(tag as usize, false, pos);
+                // Inside the fast window: 1 <= pos < D, never the end sample.
+                let gl = &self.p.glides[tag as usize];
+                if gl.active {
+                    let t = (gl.inv * (pos - 1) as i64 as f64) as f32;
+                    let e = if gl.ease != 0.0 {
+                        ease(t, gl.ease, gl.pow)
+                    } else {
+                        t
+                    };
+                    let v = (gl.start + gl.delta * e as f64) as f32;
+                    match gl.target {
+                        GTarget::Output(p, c) => self.outputs[p as usize][c as usize] = v,
+                        GTarget::Var(i) => self.set_var(i, v),
+                    }
+                }
             }
         }
     }
@@ -1122,6 +1151,7 @@ impl Engine {
                 VSrc::Var(i) => return self.vars[i as usize] as f64,
                 VSrc::Input(p, c) => return self.inputs[p as usize][c as usize] as f64,
                 VSrc::Output(p, c) => return self.outputs[p as usize][c as usize] as f64,
+                VSrc::RandConst(lo, hi) => return self.rand_f32(lo, hi) as f64,
                 _ => {}
             }
         }
@@ -1140,6 +1170,7 @@ impl Engine {
                 let hi = self.eval(h) as f32;
                 self.rand_f32(lo, hi) as f64
             }
+            VSrc::RandConst(lo, hi) => self.rand_f32(lo, hi) as f64,
             VSrc::Seq {
                 pos,
                 before,

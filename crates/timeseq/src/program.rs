@@ -9,6 +9,8 @@ pub(crate) enum VSrc {
     Input(u8, u8),
     Output(u8, u8),
     Rand(u32, u32),
+    /// `rand` whose bounds are plain constants (folded at build time).
+    RandConst(f32, f32),
     Seq {
         pos: u32,
         before: Dir,
@@ -204,6 +206,9 @@ pub(crate) struct Lane {
     pub fast_limit: u64,
     /// Whether an active glide writes in the fast window (prevents skipping).
     pub glide_busy: bool,
+    /// Single looping 1-sample constant segment in a timeline without loop-lock: every
+    /// sample is one complete segment cycle (see `Engine::lane_process`).
+    pub trivial_loop: bool,
     /// Cached instance and segment node of the active entry.
     pub cur_inst: u32,
     pub cur_seg: u32,
