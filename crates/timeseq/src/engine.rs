@@ -119,6 +119,7 @@ impl Engine {
         let trig_cap = 4 * (p.trigger_sites as usize + p.input_triggers.len()) + 64;
         let leaves: usize = p.if_leaves.iter().map(|x| *x as usize).sum();
         let nvars = p.var_names.len();
+        let assert_cap = 4 * p.assert_count as usize + 16;
         Engine {
             p,
             script,
@@ -136,7 +137,7 @@ impl Engine {
             active_flag: vec![false; ntrig],
             fired: Vec::with_capacity(trig_cap),
             label_events: [NO_LABEL; 8],
-            failures: Vec::with_capacity(64),
+            failures: Vec::with_capacity(assert_cap),
             assert_vals: Vec::with_capacity(8 * leaves + 64),
             dropped_events: 0,
             stop_requested: false,
@@ -400,6 +401,11 @@ impl Engine {
             self.catch_up();
             self.skip = 0;
             self.do_reset();
+            if self.stop_requested {
+                // A stop-on-fail assert in a global action pauses before any lane runs.
+                self.stop_requested = false;
+                self.status = Status::Paused;
+            }
         }
         match self.status {
             Status::Loading => self.status = Status::Paused,
@@ -420,12 +426,13 @@ impl Engine {
                     }
                     self.catch_up();
                     self.sample();
-                    if self.stop_requested {
-                        self.stop_requested = false;
-                        self.status = Status::Paused;
-                        break;
-                    }
                     self.skip = self.quiet_samples();
+                }
+                // A failed stop-on-fail assert pauses the core; like the reference, the
+                // remaining script samples of this call still run.
+                if self.stop_requested {
+                    self.stop_requested = false;
+                    self.status = Status::Paused;
                 }
             }
         }

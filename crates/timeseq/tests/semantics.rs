@@ -772,3 +772,41 @@ fn start_while_running_is_ignored_and_pause_clears_the_delay() {
     e.start(0);
     assert!(fired(&mut e));
 }
+
+#[test]
+fn stop_on_fail_in_a_global_action_pauses_before_the_lanes() {
+    let s = one_timeline(
+        "",
+        &[
+            r#"{"segments":[{"duration":{"samples":5},"actions":[{"set-value":{"output":1,"value":1}}]}]}"#,
+        ],
+        r#""global-actions":[{"assert":{"name":"g","expect":{"eq":[1,2]}}}]"#,
+    );
+    let mut e = load(&s, 48000.0);
+    e.start(0);
+    e.process(1);
+    assert_eq!(e.status(), Status::Paused);
+    assert_eq!(e.assert_failures().len(), 1);
+    assert_eq!(e.output(0, 0), 0.0);
+}
+
+#[test]
+fn stop_on_fail_finishes_the_current_process_call() {
+    // With process(rate), the remaining script samples of that call still run.
+    let s = one_timeline(
+        "",
+        &[
+            r#"{"loop":true,"segments":[{"duration":{"samples":1},"actions":[
+            {"assert":{"name":"a","expect":{"eq":[1,2]}}},
+            {"set-variable":{"name":"n","value":{"variable":"n","calc":[{"add":1}]}}}]}]}"#,
+        ],
+        "",
+    );
+    let mut e = load(&s, 48000.0);
+    e.start(0);
+    e.process(3);
+    assert_eq!(e.status(), Status::Paused);
+    assert_eq!(e.variable_by_name("n"), 3.0);
+    e.process(3);
+    assert_eq!(e.variable_by_name("n"), 3.0);
+}
