@@ -62,6 +62,41 @@ enum Command {
     },
     /// Stop the running daemon gracefully.
     Stop,
+    /// List the MIDI ports each backend sees (ALSA and JACK), with the
+    /// names to use as `connect` patterns in realm.toml.
+    Ports,
+    /// TimeSeq scripts: check, trace and benchmark them.
+    Timeseq {
+        #[command(subcommand)]
+        command: TimeseqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TimeseqCommand {
+    /// Validate a script; prints each error as `<location> : <message> [<code>]`
+    /// and exits with 2 when the script is invalid.
+    Check {
+        /// The script (JSON).
+        file: PathBuf,
+    },
+    /// Run a script sample by sample and print every change:
+    /// `FILE --sample-rate R --samples N [--input P:C=V]... [--input-at S@P:C=V]...
+    /// [--square P:C=PERIOD[,HIGH[,DUTY]]]... [--saw P:C=PERIOD[,LO,HI]]... [--seed K] [--vars] [--triggers]`.
+    #[command(disable_help_flag = true)]
+    Trace {
+        /// The script and the options above.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Measure how many samples per second a script runs at:
+    /// `FILE [--samples N] [--runs K]`; the last line is `<median> samples/s`.
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// The script and the options above.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Entry point of the binary.
@@ -82,6 +117,8 @@ pub fn main() -> ExitCode {
             .context("the message is not valid JSON")
             .and_then(|message| simple(&realm_path, Request::Control { imp, message })),
         Command::Stop => simple(&realm_path, Request::Shutdown),
+        Command::Ports => ports(),
+        Command::Timeseq { command } => return timeseq(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,6 +127,55 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a `timeseq` subcommand; its exit code is the command's own (2: invalid script).
+fn timeseq(command: TimeseqCommand) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let result = match command {
+        TimeseqCommand::Check { file } => {
+            timeseq::cli::check(&file, &mut out).map_err(anyhow::Error::from)
+        }
+        TimeseqCommand::Trace { args } => {
+            timeseq::cli::trace(&args, &mut out).map_err(anyhow::Error::from)
+        }
+        TimeseqCommand::Bench { args } => {
+            timeseq::cli::bench(&args, &mut out).map_err(anyhow::Error::from)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("impresario timeseq: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ports() -> Result<()> {
+    use midi::alsa::Direction;
+    let arrow = |d: Direction| match d {
+        Direction::Input => "in  (plays into impresario: use in a `direction = \"in\"` port)",
+        Direction::Output => "out (impresario can play to it: `direction = \"out\"`)",
+    };
+    println!("ALSA:");
+    match midi::alsa::list_ports() {
+        Ok(ports) if ports.is_empty() => println!("  no ports"),
+        Ok(ports) => ports
+            .iter()
+            .for_each(|p| println!("  {:<40} {}", p.name, arrow(p.direction))),
+        Err(e) => println!("  unavailable: {e}"),
+    }
+    println!("JACK:");
+    match midi::jack_ports::list_ports() {
+        Ok(ports) if ports.is_empty() => println!("  no MIDI ports"),
+        Ok(ports) => ports
+            .iter()
+            .for_each(|p| println!("  {:<40} {}", p.name, arrow(p.direction))),
+        Err(e) => println!("  unavailable: {e}"),
+    }
+    println!("loopback: ports exist inside a running daemon only (an output port `X` feeds input ports `X`)");
+    Ok(())
 }
 
 fn parse_hex(bytes: &[String]) -> Result<Vec<u8>> {

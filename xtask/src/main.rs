@@ -7,6 +7,7 @@
 //!   workspace, run the whole test suite.
 //! - `cargo xtask bench [ARGS...]`: run every criterion benchmark.
 //! - `cargo xtask reload-latency [RELOADS] [DEBOUNCE_MS]`: measure hot-reload latency.
+//! - `cargo xtask jack-latency [EVENTS]`: measure the latency added on JACK.
 //!
 //! This crate has no dependencies, so it builds before any `-sys` crate
 //! could fail for lack of its system library.
@@ -14,11 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
-/// Debian packages the build needs (alsa-sys finds ALSA through
-/// pkg-config), with a file that shows each is installed.
+/// Debian packages the build needs (alsa-sys and jack-sys find their
+/// libraries through pkg-config), with a file that shows each is installed.
 const BUILD_PACKAGES: &[(&str, &str)] = &[
     ("pkg-config", "/usr/bin/pkg-config"),
     ("libasound2-dev", "/usr/include/alsa/asoundlib.h"),
+    ("libjack-jackd2-dev", "/usr/include/jack/jack.h"),
 ];
 
 /// What the tests need on top: a JACK server and Debian's JACK clients
@@ -129,6 +131,17 @@ fn main() {
             bench.args(["bench", "--workspace"]).args(&rest);
             run(bench);
         }
+        "jack-latency" => {
+            ensure_packages(&[BUILD_PACKAGES, TEST_PACKAGES]);
+            let mut build = cargo();
+            build.args(["build", "--release", "--workspace"]);
+            run(build);
+            let mut measure = cargo();
+            measure
+                .args(["run", "--release", "--example", "jack_latency", "--"])
+                .args(&rest);
+            run(measure);
+        }
         "reload-latency" => {
             ensure_packages(&[BUILD_PACKAGES]);
             let mut build = cargo();
@@ -147,7 +160,8 @@ fn main() {
                  run [ARGS...]                      build everything (release) and run `impresario ARGS` (default: run)\n  \
                  test [ARGS...]                     build the workspace and run the whole test suite\n  \
                  bench [ARGS...]                    build everything (release) and run the criterion benchmarks\n  \
-                 reload-latency [RELOADS] [DEBOUNCE_MS]  measure rebuilt-library-to-live latency"
+                 reload-latency [RELOADS] [DEBOUNCE_MS]  measure rebuilt-library-to-live latency\n  \
+                 jack-latency [EVENTS]              measure the latency impresario adds on JACK"
             );
             exit(if task.is_empty() || task == "help" || task == "--help" {
                 0
