@@ -2,15 +2,19 @@
 //!
 //! - `jack`: impresario is a JACK client; JACK's process callback drives the
 //!   engine, MIDI ports are served in it at their frame offsets.
+//! - `alsa`: ALSA sequencer ports through midir; the engine runs on its
+//!   internal block clock, input is timestamped on arrival and placed at a
+//!   sample offset, output leaves from a sender thread when due.
 //! - `loopback`: in-process ports only (an output port `X` feeds the input
 //!   ports named `X`); the engine runs on its internal block clock. Needs no
 //!   MIDI system.
-//! - `auto`: JACK if a server runs, else the loopback; one log line says
-//!   which and why.
+//! - `auto`: JACK if a server runs, else ALSA if its sequencer opens, else
+//!   the loopback; one log line says which and why.
 //!
 //! The chosen backend serves `imp::ports` requests (the `midi_port` imp)
 //! through [`realm::ports::PortService`].
 
+pub mod alsa;
 pub mod bindings;
 pub mod jack;
 pub mod loopback;
@@ -25,6 +29,8 @@ pub enum Choice {
     Auto,
     /// JACK (fails when no server runs).
     Jack,
+    /// ALSA sequencer (port imps wait while it is unavailable).
+    Alsa,
     /// In-process ports only.
     Loopback,
 }
@@ -33,7 +39,9 @@ pub enum Choice {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// `midi_backend` names no backend.
-    #[error("midi_backend = \"{0}\" is not a backend; use \"auto\", \"jack\" or \"loopback\"")]
+    #[error(
+        "midi_backend = \"{0}\" is not a backend; use \"auto\", \"jack\", \"alsa\" or \"loopback\""
+    )]
     Unknown(String),
     /// JACK was asked for and is not there.
     #[error(transparent)]
@@ -49,6 +57,7 @@ impl std::str::FromStr for Choice {
         match s {
             "auto" => Ok(Choice::Auto),
             "jack" => Ok(Choice::Jack),
+            "alsa" => Ok(Choice::Alsa),
             "loopback" => Ok(Choice::Loopback),
             other => Err(BackendError::Unknown(other.to_string())),
         }
@@ -59,6 +68,8 @@ impl std::str::FromStr for Choice {
 pub enum Running {
     /// The JACK client drives the engine.
     Jack(Arc<jack::JackBackend>),
+    /// The internal clock drives the engine; ALSA ports.
+    Alsa(InternalClock),
     /// The internal clock drives the engine; loopback ports.
     Loopback(InternalClock),
 }
@@ -68,6 +79,7 @@ impl Running {
     pub fn name(&self) -> &'static str {
         match self {
             Running::Jack(_) => "jack",
+            Running::Alsa(_) => "alsa",
             Running::Loopback(_) => "loopback",
         }
     }
@@ -76,7 +88,7 @@ impl Running {
     pub fn stop(self) {
         match self {
             Running::Jack(j) => j.stop(),
-            Running::Loopback(clock) => drop(clock.stop()),
+            Running::Alsa(clock) | Running::Loopback(clock) => drop(clock.stop()),
         }
     }
 }
@@ -88,43 +100,78 @@ pub fn start(
     client_name: &str,
     config: EngineConfig,
 ) -> Result<(Running, EngineHandle), BackendError> {
-    let use_jack = match choice {
-        Choice::Jack => true,
-        Choice::Loopback => false,
-        Choice::Auto => match jack::JackBackend::start(client_name, config) {
-            Ok((backend, handle)) => {
-                tracing::info!(
-                    "MIDI backend: jack (auto: a JACK server runs; {} Hz, {} frames per period)",
-                    backend.sample_rate(),
-                    backend.buffer_size()
-                );
-                let backend = Arc::new(backend);
-                realm::ports::install(backend.clone());
-                return Ok((Running::Jack(backend), handle));
+    let chosen = match choice {
+        Choice::Auto => {
+            let jack_error = match jack::JackBackend::start(client_name, config) {
+                Ok((backend, handle)) => {
+                    tracing::info!(
+                        "MIDI backend: jack (auto: a JACK server runs; {} Hz, {} frames per period)",
+                        backend.sample_rate(),
+                        backend.buffer_size()
+                    );
+                    let backend = Arc::new(backend);
+                    realm::ports::install(backend.clone());
+                    return Ok((Running::Jack(backend), handle));
+                }
+                Err(e) => e,
+            };
+            match midi::alsa::list_ports() {
+                Ok(_) => {
+                    tracing::info!(
+                        "MIDI backend: alsa (auto: {jack_error}; the ALSA sequencer opens)"
+                    );
+                    Choice::Alsa
+                }
+                Err(alsa_error) => {
+                    tracing::info!("MIDI backend: loopback (auto: {jack_error}; {alsa_error})");
+                    Choice::Loopback
+                }
             }
-            Err(e) => {
-                tracing::info!("MIDI backend: loopback (auto: {e})");
-                false
-            }
-        },
+        }
+        other => other,
     };
-    if use_jack {
-        let (backend, handle) = jack::JackBackend::start(client_name, config)?;
-        tracing::info!(
-            "MIDI backend: jack ({} Hz, {} frames per period)",
-            backend.sample_rate(),
-            backend.buffer_size()
-        );
-        let backend = Arc::new(backend);
-        realm::ports::install(backend.clone());
-        return Ok((Running::Jack(backend), handle));
+    match chosen {
+        Choice::Jack => {
+            let (backend, handle) = jack::JackBackend::start(client_name, config)?;
+            tracing::info!(
+                "MIDI backend: jack ({} Hz, {} frames per period)",
+                backend.sample_rate(),
+                backend.buffer_size()
+            );
+            let backend = Arc::new(backend);
+            realm::ports::install(backend.clone());
+            Ok((Running::Jack(backend), handle))
+        }
+        Choice::Alsa => {
+            if let Err(e) = midi::alsa::list_ports() {
+                tracing::warn!(
+                    "MIDI backend: alsa, but {e}; port imps wait until it can be opened"
+                );
+            } else if choice == Choice::Alsa {
+                tracing::info!(
+                    "MIDI backend: alsa (internal clock, {} frames per block)",
+                    config.block_size
+                );
+            }
+            let (handle, core) = engine::engine(config);
+            let (ports, driver) = alsa::alsa(client_name, config.sample_rate, config.block_size);
+            realm::ports::install(Arc::new(ports));
+            Ok((
+                Running::Alsa(InternalClock::start(core, config, driver)?),
+                handle,
+            ))
+        }
+        Choice::Loopback | Choice::Auto => {
+            if choice == Choice::Loopback {
+                tracing::info!("MIDI backend: loopback (in-process ports, internal clock)");
+            }
+            let (handle, core) = engine::engine(config);
+            let (ports, driver) = loopback::loopback();
+            realm::ports::install(Arc::new(ports));
+            Ok((
+                Running::Loopback(InternalClock::start(core, config, driver)?),
+                handle,
+            ))
+        }
     }
-    let (handle, core) = engine::engine(config);
-    let (ports, driver) = loopback::loopback();
-    realm::ports::install(Arc::new(ports));
-    let clock = InternalClock::start(core, config, driver)?;
-    if choice == Choice::Loopback {
-        tracing::info!("MIDI backend: loopback (in-process ports, internal clock)");
-    }
-    Ok((Running::Loopback(clock), handle))
 }

@@ -66,7 +66,8 @@ pub struct Settings {
     pub block_size: u32,
     /// Engine tempo in BPM.
     pub tempo: f64,
-    /// MIDI backend: `auto` (JACK if a server runs, else loopback), `jack`, `loopback`.
+    /// MIDI backend: `auto` (JACK if a server runs, else ALSA if it opens,
+    /// else loopback), `jack`, `alsa`, `loopback`.
     pub midi_backend: String,
     /// Name of impresario's JACK client.
     pub jack_client_name: String,
@@ -238,11 +239,11 @@ impl RealmConfig {
                 ),
             ));
         }
-        if !["auto", "jack", "loopback"].contains(&settings.midi_backend.as_str()) {
+        if !["auto", "jack", "alsa", "loopback"].contains(&settings.midi_backend.as_str()) {
             return Err(err(
                 None,
                 format!(
-                    "[realm] midi_backend = \"{}\" is not a backend; use \"auto\", \"jack\" or \"loopback\"",
+                    "[realm] midi_backend = \"{}\" is not a backend; use \"auto\", \"jack\", \"alsa\" or \"loopback\"",
                     settings.midi_backend
                 ),
             ));

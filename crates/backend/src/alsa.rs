@@ -1,0 +1,224 @@
+//! The ALSA backend: the engine runs on its internal block clock; input
+//! ports (midir) timestamp each message on arrival and hand it over through
+//! a lock-free ring; output ports have a sender thread that sends each
+//! message when it is due.
+//!
+//! Timing: a message that arrived during the previous block is placed in
+//! the current block at the same offset it had in that period, and what the
+//! engine emits at frame f of a block leaves one block after the block
+//! started, plus f. Arrival jitter becomes a fixed latency of one block on
+//! input and one on output (2 × 1.3 ms at 48 kHz / 64).
+
+use crate::bindings::{Bound, Change, Table};
+use engine::{ClockDriver, EngineCore};
+use imp::ports::{Direction, PortSpec};
+use imp::RtEvent;
+use midi::alsa::{MidiInput, MidiOutput, OutputSender, SenderOptions};
+use midi::{Decoded, MidiError, ShortMessage};
+use realm::ports::{PortError, PortService};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Messages an input port can queue between two cycles.
+const INPUT_RING: usize = 1024;
+
+/// An ALSA port as the engine thread holds it.
+pub enum AlsaRt {
+    /// Arrivals from midir's thread.
+    In(rtrb::Consumer<(Instant, ShortMessage)>),
+    /// To the port's sender thread.
+    Out(OutputSender),
+}
+
+enum Held {
+    In(MidiInput),
+    Out(MidiOutput),
+}
+
+struct Open {
+    port: Held,
+    bound_to_device: bool,
+}
+
+struct Inner {
+    next_id: u64,
+    open: BTreeMap<u64, Open>,
+    changes: rtrb::Producer<Change<AlsaRt>>,
+    retired: rtrb::Consumer<AlsaRt>,
+}
+
+/// Control side: opens and closes ALSA ports for the imps.
+pub struct AlsaPorts {
+    client_name: String,
+    inner: Mutex<Inner>,
+}
+
+/// Engine side: delivers input at sample offsets, schedules output.
+pub struct AlsaDriver {
+    table: Table<AlsaRt>,
+    changes: rtrb::Consumer<Change<AlsaRt>>,
+    retired: rtrb::Producer<AlsaRt>,
+    sample_rate: f64,
+    block: Duration,
+    cycle_start: Option<Instant>,
+}
+
+/// Creates the two halves for an engine at `sample_rate` / `block_size`.
+pub fn alsa(client_name: &str, sample_rate: u32, block_size: u32) -> (AlsaPorts, AlsaDriver) {
+    let (changes_tx, changes_rx) = rtrb::RingBuffer::new(256);
+    let (retired_tx, retired_rx) = rtrb::RingBuffer::new(256);
+    (
+        AlsaPorts {
+            client_name: client_name.to_string(),
+            inner: Mutex::new(Inner {
+                next_id: 1,
+                open: BTreeMap::new(),
+                changes: changes_tx,
+                retired: retired_rx,
+            }),
+        },
+        AlsaDriver {
+            table: Table::new(),
+            changes: changes_rx,
+            retired: retired_tx,
+            sample_rate: sample_rate as f64,
+            block: Duration::from_secs_f64(block_size as f64 / sample_rate as f64),
+            cycle_start: None,
+        },
+    )
+}
+
+fn port_error(e: MidiError) -> PortError {
+    match e {
+        // The device may be plugged in (or the module loaded) later.
+        MidiError::PortNotFound { .. } | MidiError::AlsaUnavailable { .. } => {
+            PortError::NotReady(e.to_string())
+        }
+        other => PortError::Invalid(other.to_string()),
+    }
+}
+
+impl PortService for AlsaPorts {
+    fn open(&self, slot: usize, _imp: &str, spec: &PortSpec) -> Result<u64, PortError> {
+        let mut inner = self.inner.lock().expect("alsa ports");
+        while inner.retired.pop().is_ok() {}
+        let (held, rt) = match spec.direction {
+            Direction::In => {
+                let (mut tx, rx) = rtrb::RingBuffer::new(INPUT_RING);
+                let callback = move |arrival: Instant, decoded: Decoded<'_>| {
+                    // SysEx is not real-time material; it stops here.
+                    if let Decoded::Message(m) = decoded {
+                        let _ = tx.push((arrival, m));
+                    }
+                };
+                let input = match &spec.connect {
+                    Some(pattern) => MidiInput::open(&self.client_name, pattern, callback),
+                    None => MidiInput::open_virtual(&self.client_name, &spec.name, callback),
+                }
+                .map_err(port_error)?;
+                (Held::In(input), AlsaRt::In(rx))
+            }
+            Direction::Out => {
+                let (output, sender) = match &spec.connect {
+                    Some(pattern) => {
+                        MidiOutput::open(&self.client_name, pattern, SenderOptions::default())
+                    }
+                    None => MidiOutput::open_virtual(
+                        &self.client_name,
+                        &spec.name,
+                        SenderOptions::default(),
+                    ),
+                }
+                .map_err(port_error)?;
+                (Held::Out(output), AlsaRt::Out(sender))
+            }
+        };
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let bound = Bound {
+            id,
+            slot,
+            direction: spec.direction,
+            port: rt,
+        };
+        if inner.changes.push(Change::Add(bound)).is_err() {
+            return Err(PortError::Invalid(
+                "too many port changes at once; try again".into(),
+            ));
+        }
+        inner.open.insert(
+            id,
+            Open {
+                port: held,
+                bound_to_device: spec.connect.is_some(),
+            },
+        );
+        Ok(id)
+    }
+
+    fn close(&self, id: u64) {
+        let mut inner = self.inner.lock().expect("alsa ports");
+        if inner.open.remove(&id).is_some() {
+            let _ = inner.changes.push(Change::Remove(id));
+        }
+        while inner.retired.pop().is_ok() {}
+    }
+
+    fn alive(&self, id: u64) -> bool {
+        let inner = self.inner.lock().expect("alsa ports");
+        match inner.open.get(&id) {
+            None => false,
+            Some(open) if !open.bound_to_device => true,
+            Some(open) => match &open.port {
+                Held::In(p) => p.is_connected(),
+                Held::Out(p) => p.is_connected(),
+            },
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        "alsa"
+    }
+}
+
+impl ClockDriver for AlsaDriver {
+    fn before_cycle(&mut self, core: &mut EngineCore, frames: u32) {
+        self.table.apply(&mut self.changes, &mut self.retired);
+        let now = Instant::now();
+        self.cycle_start = Some(now);
+        // The window of arrival times this block represents: the last block period.
+        let window_start = now.checked_sub(self.block).unwrap_or(now);
+        for b in self.table.iter_mut() {
+            if let AlsaRt::In(rx) = &mut b.port {
+                while let Ok((arrival, m)) = rx.pop() {
+                    let offset = arrival
+                        .saturating_duration_since(window_start)
+                        .as_secs_f64()
+                        * self.sample_rate;
+                    let frame = (offset as u32).min(frames.saturating_sub(1));
+                    let (bytes, len) = m.raw();
+                    core.push_input(b.slot, RtEvent::midi(frame, &bytes[..len as usize]));
+                }
+            }
+        }
+    }
+
+    fn after_cycle(&mut self, core: &mut EngineCore, _frames: u32) {
+        let Some(start) = self.cycle_start else {
+            return;
+        };
+        let base = start + self.block;
+        for b in self.table.iter_mut() {
+            if let AlsaRt::Out(sender) = &mut b.port {
+                for t in core.emitted() {
+                    if t.slot == b.slot {
+                        let due =
+                            base + Duration::from_secs_f64(t.event.frame as f64 / self.sample_rate);
+                        let _ = sender.try_send_bytes(due, t.event.midi_bytes());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Backend choice at run time, and the loopback ports.
+
+mod common;
+use common::*;
+
+#[test]
+fn alsa_without_a_sound_card_is_a_clear_message_not_a_crash() {
+    if std::path::Path::new("/dev/snd/seq").exists() {
+        return; // this machine has ALSA: the error path cannot happen here
+    }
+    let dir = Daemon::prepare(&["midi_port"]);
+    let realm = realm_text("[imps.keys]\nlibrary = \"midi_port\"\nconfig = { direction = \"in\", connect = \"mpk\" }\n")
+        .replace("[realm]\n", "[realm]\nmidi_backend = \"alsa\"\n");
+    std::fs::write(dir.path().join("realm.toml"), realm).unwrap();
+    let d = Daemon::start_in(dir, &[]);
+    let s = d.wait_for("the port imp to wait for ALSA", |s| {
+        imp_of(s, "keys")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("ALSA sequencer not available"))
+    });
+    assert_eq!(imp_of(&s, "keys")["state"], "frozen");
+    assert!(
+        d.log_text()
+            .contains("MIDI backend: alsa, but ALSA sequencer not available"),
+        "{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn auto_without_jack_or_alsa_says_why_it_uses_the_loopback() {
+    if std::path::Path::new("/dev/snd/seq").exists() {
+        return;
+    }
+    let dir = Daemon::prepare(&["monitor"]);
+    std::fs::write(
+        dir.path().join("realm.toml"),
+        realm_text("[imps.m]\nlibrary = \"monitor\"\n"),
+    )
+    .unwrap();
+    let d = Daemon::start_in(dir, &[("JACK_DEFAULT_SERVER", "impresario-no-such-server")]);
+    let log = d.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("MIDI backend: loopback (auto:"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("JACK") && line.contains("ALSA"), "{line}");
+}
+
+#[test]
+fn loopback_ports_connect_an_output_to_an_input_of_the_same_name() {
+    let d = Daemon::start(
+        &["midi_port", "monitor"],
+        "[imps.send]\nlibrary = \"midi_port\"\nconfig = { direction = \"out\", name = \"cable\" }\n\
+         [imps.recv]\nlibrary = \"midi_port\"\nconfig = { direction = \"in\", connect = \"cable\" }\n\
+         [imps.watch]\nlibrary = \"monitor\"\n\
+         [[wires]]\nfrom = \"recv\"\nto = \"watch\"\n",
+    );
+    d.wait_for("both ports", |s| {
+        imp_of(s, "send")["state"] == "thawed" && imp_of(s, "recv")["state"] == "thawed"
+    });
+    d.send("send", &["90", "40", "70"]);
+    let s = d.wait_for("the note to come round", |s| {
+        imp_of(s, "watch")["status"]["total"] == 1
+    });
+    assert_eq!(
+        imp_of(&s, "watch")["status"]["last_event"],
+        "note-on ch1 E4 vel 112"
+    );
+}
