@@ -9,14 +9,13 @@
 //! started, plus f. Arrival jitter becomes a fixed latency of one block on
 //! input and one on output (2 × 1.3 ms at 48 kHz / 64).
 
-use crate::bindings::{Bound, Change, Table};
+use crate::bindings::{registry, EngineSide, Registry};
 use engine::{ClockDriver, EngineCore};
 use imp::ports::{Direction, PortSpec};
 use imp::RtEvent;
 use midi::alsa::{MidiInput, MidiOutput, OutputSender, SenderOptions};
 use midi::{Decoded, MidiError, ShortMessage};
 use realm::ports::{PortError, PortService};
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,24 +40,15 @@ struct Open {
     bound_to_device: bool,
 }
 
-struct Inner {
-    next_id: u64,
-    open: BTreeMap<u64, Open>,
-    changes: rtrb::Producer<Change<AlsaRt>>,
-    retired: rtrb::Consumer<AlsaRt>,
-}
-
 /// Control side: opens and closes ALSA ports for the imps.
 pub struct AlsaPorts {
     client_name: String,
-    inner: Mutex<Inner>,
+    ports: Mutex<Registry<AlsaRt, Open>>,
 }
 
 /// Engine side: delivers input at sample offsets, schedules output.
 pub struct AlsaDriver {
-    table: Table<AlsaRt>,
-    changes: rtrb::Consumer<Change<AlsaRt>>,
-    retired: rtrb::Producer<AlsaRt>,
+    side: EngineSide<AlsaRt>,
     sample_rate: f64,
     block: Duration,
     cycle_start: Option<Instant>,
@@ -66,22 +56,14 @@ pub struct AlsaDriver {
 
 /// Creates the two halves for an engine at `sample_rate` / `block_size`.
 pub fn alsa(client_name: &str, sample_rate: u32, block_size: u32) -> (AlsaPorts, AlsaDriver) {
-    let (changes_tx, changes_rx) = rtrb::RingBuffer::new(256);
-    let (retired_tx, retired_rx) = rtrb::RingBuffer::new(256);
+    let (ports, side) = registry();
     (
         AlsaPorts {
             client_name: client_name.to_string(),
-            inner: Mutex::new(Inner {
-                next_id: 1,
-                open: BTreeMap::new(),
-                changes: changes_tx,
-                retired: retired_rx,
-            }),
+            ports: Mutex::new(ports),
         },
         AlsaDriver {
-            table: Table::new(),
-            changes: changes_rx,
-            retired: retired_tx,
+            side,
             sample_rate: sample_rate as f64,
             block: Duration::from_secs_f64(block_size as f64 / sample_rate as f64),
             cycle_start: None,
@@ -101,8 +83,8 @@ fn port_error(e: MidiError) -> PortError {
 
 impl PortService for AlsaPorts {
     fn open(&self, slot: usize, _imp: &str, spec: &PortSpec) -> Result<u64, PortError> {
-        let mut inner = self.inner.lock().expect("alsa ports");
-        while inner.retired.pop().is_ok() {}
+        let mut ports = self.ports.lock().expect("alsa ports");
+        ports.drain_retired(drop);
         let (held, rt) = match spec.direction {
             Direction::In => {
                 let (mut tx, rx) = rtrb::RingBuffer::new(INPUT_RING);
@@ -134,40 +116,22 @@ impl PortService for AlsaPorts {
                 (Held::Out(output), AlsaRt::Out(sender))
             }
         };
-        let id = inner.next_id;
-        inner.next_id += 1;
-        let bound = Bound {
-            id,
-            slot,
-            direction: spec.direction,
-            port: rt,
+        let open = Open {
+            port: held,
+            bound_to_device: spec.connect.is_some(),
         };
-        if inner.changes.push(Change::Add(bound)).is_err() {
-            return Err(PortError::Invalid(
-                "too many port changes at once; try again".into(),
-            ));
-        }
-        inner.open.insert(
-            id,
-            Open {
-                port: held,
-                bound_to_device: spec.connect.is_some(),
-            },
-        );
-        Ok(id)
+        ports.add(slot, spec.direction, rt, open)
     }
 
     fn close(&self, id: u64) {
-        let mut inner = self.inner.lock().expect("alsa ports");
-        if inner.open.remove(&id).is_some() {
-            let _ = inner.changes.push(Change::Remove(id));
-        }
-        while inner.retired.pop().is_ok() {}
+        let mut ports = self.ports.lock().expect("alsa ports");
+        ports.remove(id);
+        ports.drain_retired(drop);
     }
 
     fn alive(&self, id: u64) -> bool {
-        let inner = self.inner.lock().expect("alsa ports");
-        match inner.open.get(&id) {
+        let ports = self.ports.lock().expect("alsa ports");
+        match ports.get(id) {
             None => false,
             Some(open) if !open.bound_to_device => true,
             Some(open) => match &open.port {
@@ -184,12 +148,12 @@ impl PortService for AlsaPorts {
 
 impl ClockDriver for AlsaDriver {
     fn before_cycle(&mut self, core: &mut EngineCore, frames: u32) {
-        self.table.apply(&mut self.changes, &mut self.retired);
+        self.side.apply();
         let now = Instant::now();
         self.cycle_start = Some(now);
         // The window of arrival times this block represents: the last block period.
         let window_start = now.checked_sub(self.block).unwrap_or(now);
-        for b in self.table.iter_mut() {
+        for b in self.side.table.iter_mut() {
             if let AlsaRt::In(rx) = &mut b.port {
                 while let Ok((arrival, m)) = rx.pop() {
                     let offset = arrival
@@ -209,7 +173,7 @@ impl ClockDriver for AlsaDriver {
             return;
         };
         let base = start + self.block;
-        for b in self.table.iter_mut() {
+        for b in self.side.table.iter_mut() {
             if let AlsaRt::Out(sender) = &mut b.port {
                 for t in core.emitted() {
                     if t.slot == b.slot {

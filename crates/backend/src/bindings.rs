@@ -3,6 +3,8 @@
 //! applies the changes between cycles.
 
 use imp::ports::Direction;
+use realm::ports::PortError;
+use std::collections::BTreeMap;
 
 /// Ports a backend can hold open at once.
 pub const MAX_PORTS: usize = 64;
@@ -80,5 +82,102 @@ impl<P> Table<P> {
 impl<P> Default for Table<P> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The control side's bookkeeping of open ports: ids, what the backend
+/// keeps per port (`O`), and the rings to and from the engine thread.
+pub struct Registry<P, O> {
+    next_id: u64,
+    open: BTreeMap<u64, O>,
+    changes: rtrb::Producer<Change<P>>,
+    retired: rtrb::Consumer<P>,
+}
+
+/// What the engine side of a backend needs: the table and its rings.
+pub struct EngineSide<P> {
+    /// The ports as the engine thread holds them.
+    pub table: Table<P>,
+    /// Changes from the control side.
+    pub changes: rtrb::Consumer<Change<P>>,
+    /// Port objects going back to be dropped.
+    pub retired: rtrb::Producer<P>,
+}
+
+impl<P> EngineSide<P> {
+    /// Applies pending changes. Engine thread; allocation-free.
+    pub fn apply(&mut self) {
+        self.table.apply(&mut self.changes, &mut self.retired);
+    }
+}
+
+/// Creates a registry and the engine side it feeds. Allocates.
+pub fn registry<P, O>() -> (Registry<P, O>, EngineSide<P>) {
+    let (changes_tx, changes_rx) = rtrb::RingBuffer::new(256);
+    let (retired_tx, retired_rx) = rtrb::RingBuffer::new(256);
+    (
+        Registry {
+            next_id: 1,
+            open: BTreeMap::new(),
+            changes: changes_tx,
+            retired: retired_rx,
+        },
+        EngineSide {
+            table: Table::new(),
+            changes: changes_rx,
+            retired: retired_tx,
+        },
+    )
+}
+
+impl<P, O> Registry<P, O> {
+    /// Hands a new port to the engine thread; returns its id.
+    pub fn add(
+        &mut self,
+        slot: usize,
+        direction: Direction,
+        port: P,
+        info: O,
+    ) -> Result<u64, PortError> {
+        let id = self.next_id;
+        let bound = Bound {
+            id,
+            slot,
+            direction,
+            port,
+        };
+        if self.changes.push(Change::Add(bound)).is_err() {
+            return Err(PortError::Invalid(
+                "too many port changes at once; try again".into(),
+            ));
+        }
+        self.next_id += 1;
+        self.open.insert(id, info);
+        Ok(id)
+    }
+
+    /// Takes a port away from the engine thread; its object comes back
+    /// through [`Registry::drain_retired`].
+    pub fn remove(&mut self, id: u64) -> Option<O> {
+        let info = self.open.remove(&id)?;
+        let _ = self.changes.push(Change::Remove(id));
+        Some(info)
+    }
+
+    /// What the backend keeps for port `id`.
+    pub fn get(&self, id: u64) -> Option<&O> {
+        self.open.get(&id)
+    }
+
+    /// Everything open.
+    pub fn values(&self) -> impl Iterator<Item = &O> {
+        self.open.values()
+    }
+
+    /// Hands each port object the engine let go of to `f` (to unregister or drop it).
+    pub fn drain_retired(&mut self, mut f: impl FnMut(P)) {
+        while let Ok(p) = self.retired.pop() {
+            f(p);
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! arrives at frame f of cycle k leaves at frame f of cycle k: the
 //! pass-through adds no latency beyond the JACK period.
 
-use crate::bindings::{Bound, Change, Table};
+use crate::bindings::{registry, EngineSide, Registry};
 use engine::{alloc_guard, EngineConfig, EngineCore, EngineHandle};
 use imp::ports::{Direction, PortSpec};
 use imp::RtEvent;
@@ -14,7 +14,6 @@ use jack::{
     RawMidi,
 };
 use realm::ports::{PortError, PortService};
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,17 +28,15 @@ pub enum JackPort {
 /// The process callback: owns the engine core.
 pub struct JackProcess {
     core: EngineCore,
-    table: Table<JackPort>,
-    changes: rtrb::Consumer<Change<JackPort>>,
-    retired: rtrb::Producer<JackPort>,
+    side: EngineSide<JackPort>,
 }
 
 impl ProcessHandler for JackProcess {
     fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
         let frames = ps.n_frames();
         alloc_guard::rt_section(|| {
-            self.table.apply(&mut self.changes, &mut self.retired);
-            for b in self.table.iter_mut() {
+            self.side.apply();
+            for b in self.side.table.iter_mut() {
                 if let JackPort::In(port) = &b.port {
                     for raw in port.iter(ps) {
                         // Short messages only: SysEx is not real-time material.
@@ -57,7 +54,7 @@ impl ProcessHandler for JackProcess {
         });
         self.core.cycle(frames);
         alloc_guard::rt_section(|| {
-            for b in self.table.iter_mut() {
+            for b in self.side.table.iter_mut() {
                 if let JackPort::Out(port) = &mut b.port {
                     let mut writer = port.writer(ps);
                     for t in self.core.emitted() {
@@ -82,10 +79,7 @@ struct OpenPort {
 
 struct Inner {
     client: Option<jack::AsyncClient<(), JackProcess>>,
-    next_id: u64,
-    open: BTreeMap<u64, OpenPort>,
-    changes: rtrb::Producer<Change<JackPort>>,
-    retired: rtrb::Consumer<JackPort>,
+    ports: Registry<JackPort, OpenPort>,
 }
 
 /// The JACK backend's control side; serves `imp::ports` requests.
@@ -131,14 +125,8 @@ impl JackBackend {
             block_size: buffer_size,
             ..config
         });
-        let (changes_tx, changes_rx) = rtrb::RingBuffer::new(256);
-        let (retired_tx, retired_rx) = rtrb::RingBuffer::new(256);
-        let process = JackProcess {
-            core,
-            table: Table::new(),
-            changes: changes_rx,
-            retired: retired_tx,
-        };
+        let (ports, side) = registry();
+        let process = JackProcess { core, side };
         let active = client
             .activate_async((), process)
             .map_err(|e| JackError(format!("cannot activate the JACK client: {e}")))?;
@@ -146,10 +134,7 @@ impl JackBackend {
             JackBackend {
                 inner: Mutex::new(Inner {
                     client: Some(active),
-                    next_id: 1,
-                    open: BTreeMap::new(),
-                    changes: changes_tx,
-                    retired: retired_rx,
+                    ports,
                 }),
                 sample_rate,
                 buffer_size,
@@ -182,19 +167,17 @@ impl JackBackend {
 }
 
 impl Inner {
-    fn unregister_retired(&mut self) -> usize {
-        let mut n = 0;
-        while let Ok(port) = self.retired.pop() {
-            if let Some(active) = &self.client {
-                let client = active.as_client();
+    /// Unregisters the ports the engine thread let go of.
+    fn unregister_retired(&mut self) {
+        let client = self.client.as_ref().map(|a| a.as_client());
+        self.ports.drain_retired(|port| {
+            if let Some(client) = client {
                 let _ = match port {
                     JackPort::In(p) => client.unregister_port(p),
                     JackPort::Out(p) => client.unregister_port(p),
                 };
             }
-            n += 1;
-        }
-        n
+        });
     }
 }
 
@@ -280,41 +263,23 @@ impl PortService for JackBackend {
                 )));
             }
         }
-        let id = inner.next_id;
-        inner.next_id += 1;
-        let bound = Bound {
-            id,
-            slot,
-            direction: spec.direction,
-            port,
+        let open = OpenPort {
+            full_name,
+            connect: spec.connect.clone(),
         };
-        if inner.changes.push(Change::Add(bound)).is_err() {
-            return Err(PortError::Invalid(
-                "too many port changes at once; try again".into(),
-            ));
-        }
-        inner.open.insert(
-            id,
-            OpenPort {
-                full_name,
-                connect: spec.connect.clone(),
-            },
-        );
-        Ok(id)
+        inner.ports.add(slot, spec.direction, port, open)
     }
 
     fn close(&self, id: u64) {
         let mut inner = self.inner.lock().expect("jack backend");
-        if inner.open.remove(&id).is_some() {
-            let _ = inner.changes.push(Change::Remove(id));
-        }
+        inner.ports.remove(id);
         inner.unregister_retired();
     }
 
     fn alive(&self, id: u64) -> bool {
         let mut inner = self.inner.lock().expect("jack backend");
         inner.unregister_retired();
-        let (Some(open), Some(active)) = (inner.open.get(&id), &inner.client) else {
+        let (Some(open), Some(active)) = (inner.ports.get(id), &inner.client) else {
             return false;
         };
         if open.connect.is_none() {
