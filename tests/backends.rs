@@ -68,3 +68,24 @@ fn loopback_ports_connect_an_output_to_an_input_of_the_same_name() {
         "note-on ch1 E4 vel 112"
     );
 }
+
+#[test]
+fn the_default_realm_runs_with_no_midi_hardware() {
+    let dir = Daemon::prepare(&["midi_port", "bard", "monitor"]);
+    let realm = std::fs::read_to_string(workspace().join("realm.toml"))
+        .unwrap()
+        .replace("library_dir = \"target/release\"", "library_dir = \"libs\"");
+    assert!(realm.contains("library_dir = \"libs\""));
+    std::fs::write(dir.path().join("realm.toml"), realm).unwrap();
+    let d = Daemon::start_in(dir, &[("JACK_DEFAULT_SERVER", "impresario-no-such-server")]);
+    let s = d.wait_for("every imp to thaw", |s| {
+        s["imps"]
+            .as_array()
+            .is_some_and(|a| a.len() == 4 && a.iter().all(|i| i["state"] == "thawed"))
+    });
+    assert!(s["realm_error"].is_null());
+    d.send("bard", &["90", "3c", "64"]);
+    d.wait_for("the monitor to log the note", |s| {
+        imp_of(s, "monitor")["status"]["last_event"] == "note-on ch1 C4 vel 100"
+    });
+}

@@ -186,3 +186,106 @@ impl ClockDriver for AlsaDriver {
         }
     }
 }
+
+/// Where a message that arrived at `arrival` goes in the block that starts
+/// at `block_start`: the block stands for the period of one block before
+/// it, so the message keeps its offset inside that period (a fixed latency
+/// of one block instead of the jitter of "as soon as possible").
+pub fn arrival_frame(
+    arrival: Instant,
+    block_start: Instant,
+    block: Duration,
+    sample_rate: f64,
+    frames: u32,
+) -> u32 {
+    let window_start = block_start.checked_sub(block).unwrap_or(block_start);
+    let offset = arrival
+        .saturating_duration_since(window_start)
+        .as_secs_f64()
+        * sample_rate;
+    (offset as u32).min(frames.saturating_sub(1))
+}
+
+/// When an event the engine emitted at `frame` of the block that started at
+/// `block_start` leaves: one block later, plus its offset.
+pub fn due_time(block_start: Instant, block: Duration, sample_rate: f64, frame: u32) -> Instant {
+    block_start + block + Duration::from_secs_f64(frame as f64 / sample_rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOCK: Duration = Duration::from_millis(10); // 480 frames at 48 kHz
+
+    #[test]
+    fn arrivals_keep_their_offset_inside_the_previous_block_period() {
+        let start = Instant::now() + Duration::from_secs(1);
+        // 4 ms before the block starts = 6 ms into the 10 ms window.
+        assert_eq!(
+            arrival_frame(
+                start - Duration::from_millis(4),
+                start,
+                BLOCK,
+                48_000.0,
+                480
+            ),
+            288
+        );
+        // At the very start of the window.
+        assert_eq!(arrival_frame(start - BLOCK, start, BLOCK, 48_000.0, 480), 0);
+        // Late (during the cycle itself) and early (a stalled engine): clamped.
+        assert_eq!(
+            arrival_frame(
+                start + Duration::from_millis(1),
+                start,
+                BLOCK,
+                48_000.0,
+                480
+            ),
+            479
+        );
+        assert_eq!(
+            arrival_frame(
+                start - Duration::from_millis(50),
+                start,
+                BLOCK,
+                48_000.0,
+                480
+            ),
+            0
+        );
+    }
+
+    #[test]
+    fn arrival_jitter_becomes_a_fixed_latency() {
+        // Two messages 1.5 ms apart stay 1.5 ms (72 frames) apart, whatever
+        // the block boundaries are.
+        let start = Instant::now() + Duration::from_secs(1);
+        let a = arrival_frame(
+            start - Duration::from_micros(8000),
+            start,
+            BLOCK,
+            48_000.0,
+            480,
+        );
+        let b = arrival_frame(
+            start - Duration::from_micros(6500),
+            start,
+            BLOCK,
+            48_000.0,
+            480,
+        );
+        assert_eq!(b - a, 72);
+    }
+
+    #[test]
+    fn output_leaves_one_block_after_its_block_plus_its_offset() {
+        let start = Instant::now();
+        assert_eq!(due_time(start, BLOCK, 48_000.0, 0), start + BLOCK);
+        assert_eq!(
+            due_time(start, BLOCK, 48_000.0, 240),
+            start + BLOCK + Duration::from_millis(5)
+        );
+    }
+}
