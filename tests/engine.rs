@@ -165,3 +165,47 @@ fn status_counters_move() {
     assert!(s.command_queue_high_water >= 2);
     assert!(s.slowest_cycle_ns > 0);
 }
+
+#[test]
+fn loopback_ports_carry_events_to_the_next_block_at_the_same_frame() {
+    use engine::ClockDriver;
+    use imp::ports::{Direction, PortSpec};
+    use realm::ports::PortService;
+    let (mut handle, mut core) = engine::engine(EngineConfig::default());
+    let (ports, mut driver) = backend::loopback::loopback();
+    let (_a, a) = part("chaos", json!({}));
+    let (_b, b) = part("chaos", json!({}));
+    handle.install(0, a, false).unwrap();
+    handle.install(1, b, false).unwrap();
+    handle
+        .set_routing(Routing::new(&[0, 1], &[], &[1]).unwrap())
+        .unwrap();
+    let spec = |direction, connect: Option<&str>| PortSpec {
+        direction,
+        name: "cable".into(),
+        connect: connect.map(str::to_string),
+    };
+    ports.open(0, "send", &spec(Direction::Out, None)).unwrap();
+    ports
+        .open(1, "recv", &spec(Direction::In, Some("cable")))
+        .unwrap();
+
+    let violations = alloc_guard::thread_violations();
+    let mut out = Vec::new();
+    for cycle in 0..6u64 {
+        if cycle == 3 {
+            handle
+                .inject(0, RtEvent::midi(17, &[0x90, 60, 100]))
+                .unwrap();
+        }
+        alloc_guard::rt_section(|| driver.before_cycle(&mut core, 64));
+        core.cycle(64);
+        alloc_guard::rt_section(|| driver.after_cycle(&mut core, 64));
+        out.extend(drain(&mut handle));
+    }
+    assert_eq!(
+        out.iter().map(note).collect::<Vec<_>>(),
+        vec![(4 * 64 + 17, [0x90, 60, 100])]
+    );
+    assert_eq!(alloc_guard::thread_violations(), violations);
+}
