@@ -364,24 +364,18 @@ impl EngineCore {
                 mut part,
                 handoff,
             } => {
-                match self.slots[slot].part.take() {
-                    Some(old) if handoff && !self.slots[slot].failed => {
-                        let saved = old.save_transient(&mut self.transient);
-                        if saved == RtCall::Ok
-                            && part.restore_transient(&self.transient) == RtCall::Ok
-                        {
-                            // Held notes now belong to the new part; the
-                            // ledger stays with the slot.
-                        } else {
-                            self.release_slot(slot, 0);
-                        }
-                        self.discard(Garbage::Part(old));
-                    }
-                    Some(old) => {
+                if let Some(old) = self.slots[slot].part.take() {
+                    // With a successful handoff the held notes belong to the
+                    // new part (the ledger stays with the slot); otherwise
+                    // the engine ends them itself.
+                    let handed_over = handoff
+                        && !self.slots[slot].failed
+                        && old.save_transient(&mut self.transient) == RtCall::Ok
+                        && part.restore_transient(&self.transient) == RtCall::Ok;
+                    if !handed_over {
                         self.release_slot(slot, 0);
-                        self.discard(Garbage::Part(old));
                     }
-                    None => {}
+                    self.discard(Garbage::Part(old));
                 }
                 self.slots[slot].failed = false;
                 self.slots[slot].part = Some(part);
