@@ -170,6 +170,9 @@ impl<'a> Builder<'a> {
                     fast_seg: NO_SEG,
                     fast_limit: 0,
                     glide_busy: false,
+                    fast_tab: NO_TAB,
+                    fast_port: 0,
+                    fast_ch: 0,
                     trivial_loop: false,
                     cur_inst: 0,
                     cur_seg: 0,
@@ -1016,6 +1019,11 @@ impl<'a> Builder<'a> {
                     end: 0.0,
                     delta: 0.0,
                     inv: 1.0,
+                    tab_off: 0,
+                    tab_len: 0,
+                    tab_s: 0.0,
+                    tab_e: 0.0,
+                    use_tab: false,
                 });
                 AKind::Glide {
                     g: (self.p.glides.len() - 1) as u32,

@@ -120,7 +120,7 @@ impl Engine {
         let leaves: usize = p.if_leaves.iter().map(|x| *x as usize).sum();
         let nvars = p.var_names.len();
         let assert_cap = 4 * p.assert_count as usize + 16;
-        Engine {
+        let mut e = Engine {
             p,
             script,
             sr,
@@ -149,6 +149,67 @@ impl Engine {
             plain: false,
             seq_depth: 0,
             seq_depth_overflows: 0,
+        };
+        e.build_glide_tables();
+        e
+    }
+
+    /// Whether value `id` always evaluates to the same number without side effects.
+    fn value_is_pure(&self, id: u32, depth: u32) -> bool {
+        if depth > 16 {
+            return false;
+        }
+        let n = &self.p.values[id as usize];
+        matches!(n.src, VSrc::Const(_))
+            && (n.calc_start..n.calc_end).all(|c| match self.p.calcs[c as usize] {
+                CNode::Bin(_, v) => self.value_is_pure(v, depth + 1),
+                _ => true,
+            })
+    }
+
+    /// Precomputes the output of every glide with constant start/end values inside a
+    /// segment of constant duration, for every position (used by fast processing only;
+    /// the table is only used when a segment instance's actual start, end and duration
+    /// match the table's key, so it is exact by construction).
+    fn build_glide_tables(&mut self) {
+        self.p.gtab.clear();
+        for s in 0..self.p.segs.len() {
+            let seg = self.p.segs[s];
+            if !matches!(seg.kind, DurKind::Const)
+                || seg.duration < 2
+                || seg.duration > GLIDE_TABLE_MAX_LEN
+            {
+                continue;
+            }
+            let dur = seg.duration;
+            for i in seg.og_start..seg.og_end {
+                let tag = self.p.ongoing[i as usize];
+                if tag & GATE_TAG != 0 {
+                    continue;
+                }
+                let gl = self.p.glides[tag as usize];
+                if gl.tab_len != 0
+                    || self.p.gtab.len() as u64 + dur > GLIDE_TABLE_MAX_TOTAL
+                    || !self.value_is_pure(gl.start_val, 0)
+                    || !self.value_is_pure(gl.end_val, 0)
+                {
+                    continue;
+                }
+                let st = self.eval(gl.start_val);
+                let en = self.eval(gl.end_val);
+                let inv = 1.0 / (dur as f64 - 1.0);
+                let off = self.p.gtab.len();
+                self.p.gtab.push(en as f32); // position 0 (unused)
+                for pos in 1..dur {
+                    let v = glide_calc(st, en - st, inv, gl.ease, gl.pow, pos);
+                    self.p.gtab.push(v);
+                }
+                let gm = &mut self.p.glides[tag as usize];
+                gm.tab_off = off as u32;
+                gm.tab_len = dur as u32;
+                gm.tab_s = st;
+                gm.tab_e = en;
+            }
         }
     }
 
@@ -169,6 +230,9 @@ impl Engine {
         self.skip = 0;
         for l in self.p.lanes.iter_mut() {
             l.fast_seg = NO_SEG;
+        }
+        for g in self.p.glides.iter_mut() {
+            g.use_tab = false;
         }
     }
 
@@ -508,17 +572,12 @@ impl Engine {
                 // Inline fast path: a lane inside a segment only advances and writes glides.
                 let lane = &self.p.lanes[l as usize];
                 if lane.fast_seg != NO_SEG {
-                    let (limit, busy) = (lane.fast_limit, lane.glide_busy);
-                    let seg = &mut self.p.segs[lane.fast_seg as usize];
-                    if seg.pos < limit {
-                        seg.pos += 1;
-                        if busy {
-                            let (pos, a, b) = (seg.pos, seg.og_start, seg.og_end);
-                            self.write_glides(a, b, pos);
-                        }
+                    if self.fast_step(l as usize) {
                         continue;
                     }
-                } else if lane.state != LANE_PROCESSING {
+                } else if lane.state != LANE_PROCESSING
+                    || (lane.trivial_loop && self.trivial_step(l as usize))
+                {
                     continue;
                 }
                 if self.lane_process(l as usize) {
@@ -636,37 +695,86 @@ impl Engine {
         }
     }
 
+    /// Fast window step of lane `l` (whose `fast_seg` is set): returns false when the
+    /// window is exhausted and the full lane step must run.
+    #[inline(always)]
+    fn fast_step(&mut self, l: usize) -> bool {
+        let lane = &self.p.lanes[l];
+        let (limit, busy, tab, port, ch) = (
+            lane.fast_limit,
+            lane.glide_busy,
+            lane.fast_tab,
+            lane.fast_port,
+            lane.fast_ch,
+        );
+        let seg = &mut self.p.segs[lane.fast_seg as usize];
+        if seg.pos >= limit {
+            return false;
+        }
+        seg.pos += 1;
+        if busy {
+            let pos = seg.pos;
+            if tab != NO_TAB {
+                // One tabled glide writing an output; 1 <= pos < D inside the window.
+                self.outputs[port as usize & 7][ch as usize & 15] =
+                    self.p.gtab[tab as usize + pos as usize];
+            } else {
+                let (a, b) = (seg.og_start, seg.og_end);
+                self.write_glides(a, b, pos);
+            }
+        }
+        true
+    }
+
+    /// One sample of a processing `trivial_loop` lane in its steady state: returns false
+    /// when the full lane step must run instead.
+    #[inline(always)]
+    fn trivial_step(&mut self, l: usize) -> bool {
+        let lane = &self.p.lanes[l];
+        if self.plain || lane.acc >= 1.0 {
+            return false;
+        }
+        let (inst, seg, acc) = (lane.cur_inst, lane.cur_seg as usize, lane.acc);
+        let sg = &self.p.segs[seg];
+        if sg.state != ST_END {
+            return false;
+        }
+        // The reference would go END -> pending -> loop() -> rewind -> process in this
+        // same sample; with one 1-sample segment of zero drift that is exactly one more
+        // complete segment cycle.
+        self.p.lanes[l].repeat_count += 1;
+        if sg.og_start == sg.og_end && matches!(sg.kind, DurKind::Const) && sg.duration == 1 {
+            // No ongoing action: the cycle runs the start actions, then the end actions,
+            // and leaves the segment at END with position 1 (as it already is).
+            let ins = self.p.insts[inst as usize];
+            for i in ins.st_start..ins.st_end {
+                let a = self.p.alist[i as usize];
+                self.run_action_inline(a);
+            }
+            for i in ins.en_start..ins.en_end {
+                let a = self.p.alist[i as usize];
+                self.run_action_inline(a);
+            }
+            return true;
+        }
+        let sg = &mut self.p.segs[seg];
+        sg.state = ST_START;
+        sg.pos = 0;
+        let acc = self.seg_process(inst, acc);
+        self.p.lanes[l].acc = acc;
+        true
+    }
+
     /// Returns true when the lane just became pending.
     #[inline(never)]
     fn lane_process(&mut self, l: usize) -> bool {
         let lane = &self.p.lanes[l];
-        let fast = lane.fast_seg;
-        if fast != NO_SEG {
-            let (limit, busy) = (lane.fast_limit, lane.glide_busy);
-            let seg = &mut self.p.segs[fast as usize];
-            if seg.pos < limit {
-                seg.pos += 1;
-                if busy {
-                    let (pos, a, b) = (seg.pos, seg.og_start, seg.og_end);
-                    self.write_glides(a, b, pos);
-                }
-                return false;
-            }
+        if lane.fast_seg != NO_SEG && self.fast_step(l) {
+            return false;
         }
-        if !self.plain && lane.trivial_loop && lane.state == LANE_PROCESSING && lane.acc < 1.0 {
-            let (inst, seg, acc) = (lane.cur_inst, lane.cur_seg as usize, lane.acc);
-            if self.p.segs[seg].state == ST_END {
-                // The reference would go END -> pending -> loop() -> rewind -> process in
-                // this same sample; with one 1-sample segment of zero drift that is exactly
-                // one more complete segment cycle.
-                self.p.lanes[l].repeat_count += 1;
-                let sg = &mut self.p.segs[seg];
-                sg.state = ST_START;
-                sg.pos = 0;
-                let acc = self.seg_process(inst, acc);
-                self.p.lanes[l].acc = acc;
-                return false;
-            }
+        let lane = &self.p.lanes[l];
+        if lane.trivial_loop && lane.state == LANE_PROCESSING && self.trivial_step(l) {
+            return false;
         }
         let r = self.lane_process_slow(l);
         self.update_fast(l);
@@ -793,6 +901,11 @@ impl Engine {
                 } else {
                     1.0
                 };
+                gm.use_tab = !self.plain
+                    && gm.tab_len != 0
+                    && gm.tab_len as u64 == dur
+                    && s.to_bits() == gm.tab_s.to_bits()
+                    && e.to_bits() == gm.tab_e.to_bits();
             }
         } else {
             let gi = (tag & !GATE_TAG) as usize;
@@ -811,19 +924,14 @@ impl Engine {
     }
 
     #[inline]
-    fn glide_value(gl: &Glide, end: bool, pos: u64) -> f32 {
+    fn glide_value(&self, gl: &Glide, end: bool, pos: u64) -> f32 {
         if end || pos == 0 {
             // pos == 0 only happens on a 1-sample segment with drift: deviation (a).
             gl.end as f32
+        } else if gl.use_tab && pos < gl.tab_len as u64 {
+            self.p.gtab[gl.tab_off as usize + pos as usize]
         } else {
-            // pos < 2^53, so the signed conversion is exact (and cheaper).
-            let t = (gl.inv * (pos - 1) as i64 as f64) as f32;
-            let e = if gl.ease != 0.0 {
-                ease(t, gl.ease, gl.pow)
-            } else {
-                t
-            };
-            (gl.start + gl.delta * e as f64) as f32
+            glide_calc(gl.start, gl.delta, gl.inv, gl.ease, gl.pow, pos)
         }
     }
 
@@ -836,13 +944,12 @@ impl Engine {
                 // Inside the fast window: 1 <= pos < D, never the end sample.
                 let gl = &self.p.glides[tag as usize];
                 if gl.active {
-                    let t = (gl.inv * (pos - 1) as i64 as f64) as f32;
-                    let e = if gl.ease != 0.0 {
-                        ease(t, gl.ease, gl.pow)
+                    let v = if gl.use_tab {
+                        // pos < D == tab_len inside the fast window.
+                        self.p.gtab[gl.tab_off as usize + pos as usize]
                     } else {
-                        t
+                        glide_calc(gl.start, gl.delta, gl.inv, gl.ease, gl.pow, pos)
                     };
-                    let v = (gl.start + gl.delta * e as f64) as f32;
                     match gl.target {
                         GTarget::Output(p, c) => self.outputs[p as usize][c as usize] = v,
                         GTarget::Var(i) => self.set_var(i, v),
@@ -858,7 +965,7 @@ impl Engine {
         if !gl.active {
             return;
         }
-        let v = Self::glide_value(gl, end, pos);
+        let v = self.glide_value(gl, end, pos);
         match gl.target {
             GTarget::Output(p, c) => self.outputs[p as usize][c as usize] = v,
             GTarget::Var(i) => self.set_var(i, v),
@@ -886,6 +993,8 @@ impl Engine {
         let mut fast_seg = NO_SEG;
         let mut limit = 0;
         let mut busy = false;
+        let mut tabled = 0u32;
+        let (mut tab, mut port, mut ch) = (NO_TAB, 0, 0);
         if !self.plain && lane.state == LANE_PROCESSING && lane.e_end > lane.e_start {
             let s = lane.cur_seg;
             let seg = &self.p.segs[s as usize];
@@ -904,6 +1013,14 @@ impl Engine {
                         }
                     } else if self.p.glides[tag as usize].active {
                         busy = true;
+                        tabled += 1;
+                        let gl = &self.p.glides[tag as usize];
+                        match gl.target {
+                            GTarget::Output(p, c) if gl.use_tab => {
+                                (tab, port, ch) = (gl.tab_off, p, c);
+                            }
+                            _ => tabled += 1,
+                        }
                     }
                 }
                 if seg.pos < limit {
@@ -915,6 +1032,9 @@ impl Engine {
         lane.fast_seg = fast_seg;
         lane.fast_limit = limit;
         lane.glide_busy = busy;
+        lane.fast_tab = if tabled == 1 { tab } else { NO_TAB };
+        lane.fast_port = port;
+        lane.fast_ch = ch;
     }
 
     /// Number of following samples in which lane `l` provably does nothing but advance
@@ -966,6 +1086,18 @@ impl Engine {
     #[inline]
     fn set_var(&mut self, i: u32, v: f32) {
         self.vars[i as usize] = if v == 0.0 { 0.0 } else { v };
+    }
+
+    /// `run_action` with the common unconditional `set-value` inlined.
+    #[inline(always)]
+    fn run_action_inline(&mut self, a: u32) {
+        let node = self.p.actions[a as usize];
+        if let (None, AKind::SetValue { port, ch, val }) = (node.cond, node.kind) {
+            let v = self.eval(val) as f32;
+            self.outputs[port as usize & 7][ch as usize & 15] = v;
+        } else {
+            self.run_action(a);
+        }
     }
 
     fn run_action(&mut self, a: u32) {
@@ -1124,6 +1256,7 @@ impl Engine {
         v
     }
 
+    #[inline]
     fn next_u64(&mut self) -> u64 {
         // xorshift64*
         let mut x = self.rng;
@@ -1134,6 +1267,7 @@ impl Engine {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    #[inline]
     fn rand_f32(&mut self, lo: f32, hi: f32) -> f32 {
         if lo == hi {
             return lo;
@@ -1148,7 +1282,7 @@ impl Engine {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn eval(&mut self, id: u32) -> f64 {
         let n = &self.p.values[id as usize];
         if n.calc_start == n.calc_end && !n.quantize {
@@ -1165,6 +1299,7 @@ impl Engine {
         self.eval_full(id)
     }
 
+    #[inline(never)]
     fn eval_full(&mut self, id: u32) -> f64 {
         let n = self.p.values[id as usize];
         let mut v = match n.src {
@@ -1354,6 +1489,25 @@ fn cmp(op: CmpOp, x: f64, y: f64, tol: Option<f32>) -> bool {
         CmpOp::Gt => x > y,
         CmpOp::Gte => x >= y,
     }
+}
+
+/// Longest segment (in samples) whose glides get an output table.
+const GLIDE_TABLE_MAX_LEN: u64 = 1 << 16;
+/// Total glide table entries per engine.
+const GLIDE_TABLE_MAX_TOTAL: u64 = 1 << 17;
+
+/// The glide value at position `pos` (1..D) of a segment: t = f32(inv·(pos−1)), eased in
+/// f32, then `start + delta·e` in f64, stored as f32.
+#[inline]
+fn glide_calc(start: f64, delta: f64, inv: f64, ease_f: f32, pow: bool, pos: u64) -> f32 {
+    // pos < 2^53, so the signed conversion is exact (and cheaper).
+    let t = (inv * (pos - 1) as i64 as f64) as f32;
+    let e = if ease_f != 0.0 {
+        ease(t, ease_f, pow)
+    } else {
+        t
+    };
+    (start + delta * e as f64) as f32
 }
 
 #[inline]

@@ -130,6 +130,15 @@ pub(crate) struct Glide {
     pub end: f64,
     pub delta: f64,
     pub inv: f64,
+    /// Precomputed output table (fast processing only): `gtab[tab_off + pos]` is the value
+    /// written at position `pos` (1..tab_len) of a `tab_len`-sample segment gliding from
+    /// `tab_s` to `tab_e`. `tab_len == 0` when the glide has no table.
+    pub tab_off: u32,
+    pub tab_len: u32,
+    pub tab_s: f64,
+    pub tab_e: f64,
+    /// Whether the current segment instance matches the table's key.
+    pub use_tab: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -184,6 +193,7 @@ pub(crate) const LANE_PENDING: u8 = 2;
 pub(crate) const NO_TRIG: u32 = u32::MAX;
 pub(crate) const NO_SEG: u32 = u32::MAX;
 pub(crate) const GATE_TAG: u32 = 1 << 31;
+pub(crate) const NO_TAB: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Lane {
@@ -206,6 +216,11 @@ pub(crate) struct Lane {
     pub fast_limit: u64,
     /// Whether an active glide writes in the fast window (prevents skipping).
     pub glide_busy: bool,
+    /// Fast window with exactly one active glide, tabled and writing an output: its table
+    /// offset (`NO_TAB` otherwise) and output port/channel.
+    pub fast_tab: u32,
+    pub fast_port: u8,
+    pub fast_ch: u8,
     /// Single looping 1-sample constant segment in a timeline without loop-lock: every
     /// sample is one complete segment cycle (see `Engine::lane_process`).
     pub trivial_loop: bool,
@@ -261,6 +276,8 @@ pub(crate) struct Program {
     pub if_children: Vec<u32>,
     pub actions: Vec<ANode>,
     pub glides: Vec<Glide>,
+    /// Glide output tables (see [`Glide::tab_off`]).
+    pub gtab: Vec<f32>,
     pub gates: Vec<Gate>,
     pub alist: Vec<u32>,
     pub ongoing: Vec<u32>,
