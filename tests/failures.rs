@@ -175,21 +175,19 @@ fn panic_in_on_after_load_refuses_the_library_and_others_carry_on() {
     assert_healthy_carries_on(&d);
 }
 
-#[test]
-fn library_with_wrong_abi_is_refused_and_old_imps_keep_running() {
-    let d = Daemon::start(&["monitor", "chaos"], &realm_with("{}"));
-    let first = d.wait_for("chaos to thaw", |s| {
-        imp_of(s, "trouble")["state"] == "thawed"
-    });
-    let build = imp_of(&first, "trouble")["build_id"].clone();
-
-    // A real build of chaos that declares another ABI version.
-    let target = workspace().join("target").join("e2e-wrong-abi");
+/// Builds chaos with `env` and puts it in the daemon's library dir in one
+/// rename, as a new build. The builds share a target dir (the dependencies
+/// compile once); the lock keeps one test's build from replacing another's
+/// library before it is copied.
+fn install_chaos_build(d: &Daemon, env: (&str, &str)) {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let target = workspace().join("target").join("e2e-chaos");
     let out = Command::new(env!("CARGO"))
         .args(["build", "--offline", "--quiet", "-p", "chaos"])
         .current_dir(workspace())
         .env("CARGO_TARGET_DIR", &target)
-        .env("CHAOS_WRONG_ABI", "1")
+        .env(env.0, env.1)
         .output()
         .unwrap();
     assert!(
@@ -200,6 +198,18 @@ fn library_with_wrong_abi_is_refused_and_old_imps_keep_running() {
     let staged = d.path("libs/libchaos.so.new");
     std::fs::copy(target.join("debug/libchaos.so"), &staged).unwrap();
     std::fs::rename(&staged, d.path("libs/libchaos.so")).unwrap();
+}
+
+#[test]
+fn library_with_wrong_abi_is_refused_and_old_imps_keep_running() {
+    let d = Daemon::start(&["monitor", "chaos"], &realm_with("{}"));
+    let first = d.wait_for("chaos to thaw", |s| {
+        imp_of(s, "trouble")["state"] == "thawed"
+    });
+    let build = imp_of(&first, "trouble")["build_id"].clone();
+
+    // A real build of chaos that declares another ABI version.
+    install_chaos_build(&d, ("CHAOS_WRONG_ABI", "1"));
 
     let s = d.wait_for("the refusal", |s| {
         imp_of(s, "trouble")["last_error"]
@@ -274,4 +284,49 @@ fn allocation_inside_an_imp_on_the_engine_thread_is_caught() {
     d.wait_for("the guard to count the allocation", |s| {
         s["engine"]["alloc_violations"].as_u64().unwrap_or(0) > 0
     });
+}
+
+/// A new build that fails at a step of the respawn: the old build must keep
+/// running, with its state, and the failure must be reported.
+fn bad_build_keeps_the_old_one(point: &str, needle: &str) {
+    let d = Daemon::start(&["monitor", "chaos"], &realm_with("{ churn = true }"));
+    let first = d.wait_for("chaos to thaw", |s| {
+        imp_of(s, "trouble")["state"] == "thawed"
+    });
+    let build = imp_of(&first, "trouble")["build_id"].clone();
+    install_chaos_build(&d, ("CHAOS_BUILD_PANIC_IN", point));
+    let s = d.wait_for("the respawn to fail", |s| {
+        imp_of(s, "trouble")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("respawn failed"))
+    });
+    let trouble = imp_of(&s, "trouble");
+    assert!(
+        trouble["last_error"].as_str().unwrap().contains(needle),
+        "{trouble:#}"
+    );
+    assert_eq!(trouble["state"], "thawed", "the old build runs again");
+    assert_eq!(trouble["build_id"], build);
+    assert_eq!(trouble["reload_count"], 0);
+    // Its state survived the attempt, and it keeps working.
+    let generation = trouble["status"]["generation"].as_u64().unwrap();
+    d.wait_for("the old build to keep polling", |s| {
+        imp_of(s, "trouble")["status"]["generation"]
+            .as_u64()
+            .is_some_and(|g| g > generation)
+    });
+    d.send("trouble", &["90", "3c", "64"]);
+    d.wait_for("events to flow through the old build", |s| {
+        imp_of(s, "healthy")["status"]["total"] == 1
+    });
+}
+
+#[test]
+fn respawn_whose_new_build_panics_in_create_keeps_the_old_build() {
+    bad_build_keeps_the_old_one("create", "panicked");
+}
+
+#[test]
+fn respawn_whose_new_build_panics_in_thaw_keeps_the_old_build() {
+    bad_build_keeps_the_old_one("thaw", "failed to thaw");
 }

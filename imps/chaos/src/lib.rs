@@ -14,6 +14,8 @@
 //!
 //! Built with the environment variable `CHAOS_WRONG_ABI` set, the library
 //! declares a wrong ABI version, for the test that the host refuses it.
+//! Built with `CHAOS_BUILD_PANIC_IN=<entry point>`, that build panics there
+//! whatever its config says: a bad new build, for the respawn tests.
 
 use imp::{BlockContext, CreateContext, EventWriter, Imp, ImpError, RtEvent, RtPart};
 use serde::{Deserialize, Serialize};
@@ -54,9 +56,12 @@ struct Data {
     generation: u64,
 }
 
+/// An entry point this build panics in, whatever the config says.
+const BUILD_PANIC_IN: Option<&str> = option_env!("CHAOS_BUILD_PANIC_IN");
+
 impl Chaos {
     fn maybe_panic(&self, point: &str) {
-        if self.config.panic_in.as_deref() == Some(point) {
+        if self.config.panic_in.as_deref() == Some(point) || BUILD_PANIC_IN == Some(point) {
             panic!("chaos: deliberate panic in {point}");
         }
     }
