@@ -174,6 +174,7 @@ impl<'a> Builder<'a> {
                     fast_port: 0,
                     fast_ch: 0,
                     trivial_loop: false,
+                    batch_draws: NO_BATCH,
                     cur_inst: 0,
                     cur_seg: 0,
                 });

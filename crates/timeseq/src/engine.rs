@@ -54,6 +54,7 @@ pub struct Engine {
     elapsed: u64,
     skip: u64,
     skipped: u64,
+    batched: u64,
     events_dirty: bool,
     plain: bool,
     seq_depth: u32,
@@ -145,13 +146,61 @@ impl Engine {
             elapsed: 0,
             skip: 0,
             skipped: 0,
+            batched: 0,
             events_dirty: false,
             plain: false,
             seq_depth: 0,
             seq_depth_overflows: 0,
         };
         e.build_glide_tables();
+        e.build_batch_info();
         e
+    }
+
+    /// Marks the `trivial_loop` lanes that block processing can batch (see
+    /// [`Lane::batch_draws`]).
+    fn build_batch_info(&mut self) {
+        for l in 0..self.p.lanes.len() {
+            let lane = self.p.lanes[l];
+            self.p.lanes[l].batch_draws = NO_BATCH;
+            if !lane.trivial_loop || lane.e_end <= lane.e_start {
+                continue;
+            }
+            let ins = self.p.insts[self.p.entries[lane.e_start as usize] as usize];
+            let seg = self.p.segs[ins.seg as usize];
+            if seg.og_start != seg.og_end {
+                continue;
+            }
+            let mut draws = 0u32;
+            let mut ok = true;
+            for i in (ins.st_start..ins.st_end).chain(ins.en_start..ins.en_end) {
+                let node = self.p.actions[self.p.alist[i as usize] as usize];
+                let val = match (node.cond, node.kind) {
+                    (None, AKind::SetValue { val, .. }) => val,
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                };
+                let v = self.p.values[val as usize];
+                if v.calc_start != v.calc_end || v.quantize {
+                    ok = false;
+                    break;
+                }
+                match v.src {
+                    VSrc::Const(_) => {}
+                    // `rand_f32` draws unless the bounds are equal.
+                    VSrc::RandConst(lo, hi) => draws += u32::from(lo != hi),
+                    _ => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok && draws < NO_BATCH / 2 {
+                self.p.lanes[l].batch_draws = draws;
+            }
+        }
     }
 
     /// Whether value `id` always evaluates to the same number without side effects.
@@ -451,11 +500,130 @@ impl Engine {
         self.assert_vals.clear();
     }
 
+    /// Processes `n` samples in one call (one script sample per engine sample, inputs held
+    /// constant). The state afterwards (outputs, polyphony, labels, variables, positions,
+    /// random generator, pending triggers, status) is exactly the state after `n` calls of
+    /// [`Engine::process`]`(1)`; a stop-on-fail assert pauses after its sample, as there.
+    /// The event accessors ([`Engine::fired_triggers`], [`Engine::assert_failures`],
+    /// [`Engine::label_events`]) report the events of the whole block, in order (up to the
+    /// preallocated buffers; overflow is counted in [`Engine::dropped_events`]).
+    ///
+    /// Besides skipping quiet samples, this batches spans in which every running lane is
+    /// inside a segment whose per-sample work is only position advances and glide writes
+    /// (or is a 1-sample looping lane that only sets outputs to constants or constant-bound
+    /// `rand`s): nothing is read in such a span and every sample rewrites the same targets,
+    /// so only the positions, the random generator and the span's last sample are computed.
+    /// Intermediate output values inside a block are therefore not observable (use
+    /// `process(1)` per sample for that). No allocation.
+    pub fn process_block(&mut self, n: u32) {
+        if self.events_dirty {
+            self.clear_events();
+        }
+        let mut left = n as u64;
+        while left > 0 {
+            let running = self.status == Status::Running
+                && !self.reset_pending
+                && self.start_delay == 0
+                && !self.plain;
+            if running && self.skip > 0 && self.p.input_triggers.is_empty() {
+                let k = self.skip.min(left);
+                self.skip -= k;
+                self.skipped += k;
+                self.elapsed = self.elapsed.wrapping_add(k);
+                left -= k;
+                continue;
+            }
+            if running && self.skip == 0 && left >= 2 {
+                // Positions of skipped samples are applied lazily: apply them first.
+                self.catch_up();
+                let m = self.batch_len().min(left);
+                if m >= 2 {
+                    self.batch(m - 1);
+                    left -= m - 1;
+                }
+            }
+            self.run(1);
+            left -= 1;
+        }
+    }
+
+    /// Number of following samples in which every running lane only takes fast-window
+    /// steps or batchable trivial-loop cycles, no trigger is pending and no input trigger
+    /// can change (0 when none).
+    fn batch_len(&self) -> u64 {
+        if !self.pending.is_empty() {
+            return 0;
+        }
+        for it in self.p.input_triggers.iter() {
+            let v = self.inputs[it.port as usize][it.ch as usize];
+            if (it.high && v <= 0.0) || (!it.high && v >= 1.0) {
+                return 0;
+            }
+        }
+        let mut m = u64::MAX;
+        for lane in self.p.lanes.iter() {
+            if lane.state != LANE_PROCESSING {
+                continue;
+            }
+            if lane.fast_seg != NO_SEG {
+                let pos = self.p.segs[lane.fast_seg as usize].pos;
+                m = m.min(lane.fast_limit.saturating_sub(pos));
+            } else if lane.batch_draws != NO_BATCH && lane.acc < 1.0 {
+                let sg = &self.p.segs[lane.cur_seg as usize];
+                if sg.state != ST_END {
+                    return 0;
+                }
+            } else {
+                return 0;
+            }
+            if m == 0 {
+                return 0;
+            }
+        }
+        m
+    }
+
+    /// Advances `k` samples that `batch_len` allowed, without their (overwritten) writes.
+    fn batch(&mut self, k: u64) {
+        if !self.active.is_empty() {
+            self.active_clear();
+        }
+        let mut draws = 0u64;
+        for l in 0..self.p.lanes.len() {
+            let lane = &mut self.p.lanes[l];
+            if lane.state != LANE_PROCESSING {
+                continue;
+            }
+            if lane.fast_seg != NO_SEG {
+                self.p.segs[lane.fast_seg as usize].pos += k;
+            } else {
+                lane.repeat_count += k;
+                draws += lane.batch_draws as u64;
+            }
+        }
+        for _ in 0..draws * k {
+            self.next_u64();
+        }
+        self.elapsed = self.elapsed.wrapping_add(k);
+        self.batched += k;
+    }
+
+    /// Samples advanced by [`Engine::process_block`]'s batching so far (for tests).
+    #[doc(hidden)]
+    pub fn batched_samples(&self) -> u64 {
+        self.batched
+    }
+
     #[inline(never)]
     fn process_slow(&mut self, rate: u32) {
         if self.events_dirty {
             self.clear_events();
         }
+        self.run(rate);
+    }
+
+    /// `process(rate)` after the event buffers were cleared.
+    fn run(&mut self, rate: u32) {
         if self.start_delay > 0 {
             self.start_delay -= 1;
             return;

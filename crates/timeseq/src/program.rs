@@ -194,6 +194,7 @@ pub(crate) const NO_TRIG: u32 = u32::MAX;
 pub(crate) const NO_SEG: u32 = u32::MAX;
 pub(crate) const GATE_TAG: u32 = 1 << 31;
 pub(crate) const NO_TAB: u32 = u32::MAX;
+pub(crate) const NO_BATCH: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Lane {
@@ -224,6 +225,11 @@ pub(crate) struct Lane {
     /// Single looping 1-sample constant segment in a timeline without loop-lock: every
     /// sample is one complete segment cycle (see `Engine::lane_process`).
     pub trivial_loop: bool,
+    /// For a `trivial_loop` lane whose segment has no ongoing action and whose actions are
+    /// all unconditional `set-value`s of plain constants or constant-bound `rand`s: the
+    /// number of random draws per cycle (`NO_BATCH` otherwise). Such a lane reads nothing
+    /// and rewrites the same outputs every sample, so block processing can batch it.
+    pub batch_draws: u32,
     /// Cached instance and segment node of the active entry.
     pub cur_inst: u32,
     pub cur_seg: u32,

@@ -116,6 +116,131 @@ fn differential(json: &str, samples: usize) {
     }
 }
 
+/// Block sizes used by the block-processing differential (cycled).
+const BLOCK_SCHEDULES: &[&[u32]] = &[&[1], &[7], &[64], &[1000], &[1, 7, 64, 1000, 3]];
+
+/// Observable state at a block boundary plus the events of the block.
+type BlockState = (State, Vec<String>, usize, timeseq::Status);
+
+/// Per-sample reference for `process_block`: `process(1)` per sample with the inputs of
+/// each block (set from `drive` at the block's first sample) held constant.
+fn run_blocks(json: &str, samples: usize, schedule: &[u32], block: bool) -> Vec<BlockState> {
+    let mut e =
+        Engine::load(json, 48000.0).unwrap_or_else(|err| panic!("{:?}\n{json}", err.errors()));
+    e.start(0);
+    let mut out = Vec::new();
+    let (mut n, mut k) = (0usize, 0usize);
+    while n < samples {
+        let size = schedule[k % schedule.len()] as usize;
+        k += 1;
+        drive(&mut e, n);
+        let (fired, asserts) = if block {
+            let ((), allocs) = allocations(|| e.process_block(size as u32));
+            assert_eq!(
+                allocs, 0,
+                "allocation in process_block at sample {n}\n{json}"
+            );
+            let fired: Vec<String> = e.fired_triggers().map(str::to_string).collect();
+            (fired, e.assert_failures().len())
+        } else {
+            let mut fired = Vec::new();
+            let mut asserts = 0;
+            for _ in 0..size {
+                e.process(1);
+                fired.extend(e.fired_triggers().map(str::to_string));
+                asserts += e.assert_failures().len();
+            }
+            (fired, asserts)
+        };
+        n += size;
+        out.push((snapshot(&e), fired, asserts, e.status()));
+    }
+    if block {
+        // Keep the dropped-event count visible to the comparison.
+        out.push((
+            snapshot(&e),
+            Vec::new(),
+            e.dropped_events() as usize,
+            e.status(),
+        ));
+    }
+    out
+}
+
+/// `process_block` with varied block sizes gives the same outputs, polyphony, variables,
+/// status and (up to the event buffers) triggers and assert counts at every block boundary
+/// as per-sample processing. Returns the number of batched samples.
+fn block_differential(json: &str, samples: usize) -> u64 {
+    let mut batched = 0;
+    for schedule in BLOCK_SCHEDULES {
+        let reference = run_blocks(json, samples, schedule, false);
+        let mut blocks = run_blocks(json, samples, schedule, true);
+        let dropped = blocks.pop().unwrap().2;
+        for (i, (a, b)) in blocks.iter().zip(reference.iter()).enumerate() {
+            let (sa, sb) = (&a.0, &b.0);
+            let same_state = sa.0.iter().flatten().map(|x| x.to_bits()).eq(sb
+                .0
+                .iter()
+                .flatten()
+                .map(|x| x.to_bits()))
+                && sa.1 == sb.1
+                && sa
+                    .2
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .eq(sb.2.iter().map(|x| x.to_bits()));
+            assert!(
+                same_state && a.3 == b.3,
+                "block {i} (schedule {schedule:?}): state differs\n{:?}\n{:?}\n{json}",
+                (&sa.0[..2], &sa.2, a.3),
+                (&sb.0[..2], &sb.2, b.3)
+            );
+            if dropped == 0 {
+                assert_eq!(
+                    a.1, b.1,
+                    "block {i} (schedule {schedule:?}): triggers\n{json}"
+                );
+                assert_eq!(
+                    a.2, b.2,
+                    "block {i} (schedule {schedule:?}): asserts\n{json}"
+                );
+            } else {
+                assert_eq!(a.1[..], b.1[..a.1.len()], "block {i}: triggers\n{json}");
+                assert!(a.2 <= b.2, "block {i}: asserts\n{json}");
+            }
+        }
+        let mut e = Engine::load(json, 48000.0).unwrap();
+        e.start(0);
+        for _ in 0..samples / 64 {
+            e.process_block(64);
+        }
+        batched += e.batched_samples();
+    }
+    batched
+}
+
+#[test]
+fn samples_and_conformance_scripts_block_equals_per_sample_without_allocation() {
+    let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(base.join("samples"))
+        .unwrap()
+        .chain(std::fs::read_dir(base.join("conformance")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for f in files {
+        let json = std::fs::read_to_string(&f).unwrap();
+        if Engine::load(&json, 48000.0).is_err() {
+            continue; // the invalid conformance cases
+        }
+        let batched = block_differential(&json, 20_000);
+        if f.ends_with("oscillator.json") {
+            assert!(batched > 10_000, "oscillator not batched: {batched}");
+        }
+    }
+}
+
 #[test]
 fn samples_and_conformance_scripts_fast_equals_plain_without_allocation() {
     let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -338,5 +463,6 @@ proptest! {
         let errs = Engine::load(&json, 48000.0).err().map(|e| e.errors());
         prop_assert!(errs.is_none(), "generated script rejected: {:?}\n{}", errs, json);
         differential(&json, 3000);
+        block_differential(&json, 3000);
     }
 }
