@@ -175,6 +175,8 @@ impl<'a> Builder<'a> {
                     fast_ch: 0,
                     trivial_loop: false,
                     batch_draws: NO_BATCH,
+                    triv_start: 0,
+                    triv_end: 0,
                     cur_inst: 0,
                     cur_seg: 0,
                 });

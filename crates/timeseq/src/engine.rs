@@ -160,6 +160,7 @@ impl Engine {
     /// Marks the `trivial_loop` lanes that block processing can batch (see
     /// [`Lane::batch_draws`]).
     fn build_batch_info(&mut self) {
+        self.p.triv_ops.clear();
         for l in 0..self.p.lanes.len() {
             let lane = self.p.lanes[l];
             self.p.lanes[l].batch_draws = NO_BATCH;
@@ -173,10 +174,11 @@ impl Engine {
             }
             let mut draws = 0u32;
             let mut ok = true;
+            let triv_start = self.p.triv_ops.len() as u32;
             for i in (ins.st_start..ins.st_end).chain(ins.en_start..ins.en_end) {
                 let node = self.p.actions[self.p.alist[i as usize] as usize];
-                let val = match (node.cond, node.kind) {
-                    (None, AKind::SetValue { val, .. }) => val,
+                let (port, ch, val) = match (node.cond, node.kind) {
+                    (None, AKind::SetValue { port, ch, val }) => (port, ch, val),
                     _ => {
                         ok = false;
                         break;
@@ -187,18 +189,39 @@ impl Engine {
                     ok = false;
                     break;
                 }
-                match v.src {
-                    VSrc::Const(_) => {}
+                let op = match v.src {
+                    VSrc::Const(x) => TrivOp {
+                        port,
+                        ch,
+                        rand: false,
+                        a: x,
+                        b: x,
+                    },
                     // `rand_f32` draws unless the bounds are equal.
-                    VSrc::RandConst(lo, hi) => draws += u32::from(lo != hi),
+                    VSrc::RandConst(lo, hi) => {
+                        draws += u32::from(lo != hi);
+                        TrivOp {
+                            port,
+                            ch,
+                            rand: true,
+                            a: lo,
+                            b: hi,
+                        }
+                    }
                     _ => {
                         ok = false;
                         break;
                     }
-                }
+                };
+                self.p.triv_ops.push(op);
             }
             if ok && draws < NO_BATCH / 2 {
-                self.p.lanes[l].batch_draws = draws;
+                let lm = &mut self.p.lanes[l];
+                lm.batch_draws = draws;
+                lm.triv_start = triv_start;
+                lm.triv_end = self.p.triv_ops.len() as u32;
+            } else {
+                self.p.triv_ops.truncate(triv_start as usize);
             }
         }
     }
@@ -910,6 +933,21 @@ impl Engine {
         // The reference would go END -> pending -> loop() -> rewind -> process in this
         // same sample; with one 1-sample segment of zero drift that is exactly one more
         // complete segment cycle.
+        if lane.batch_draws != NO_BATCH {
+            // Only unconditional set-values of constants / constant-bound rands.
+            let (a, b) = (lane.triv_start as usize, lane.triv_end as usize);
+            self.p.lanes[l].repeat_count += 1;
+            for i in a..b {
+                let op = self.p.triv_ops[i];
+                let v = if op.rand {
+                    self.rand_f32(op.a, op.b)
+                } else {
+                    op.a
+                };
+                self.outputs[op.port as usize & 7][op.ch as usize & 15] = v;
+            }
+            return true;
+        }
         self.p.lanes[l].repeat_count += 1;
         if sg.og_start == sg.og_end && matches!(sg.kind, DurKind::Const) && sg.duration == 1 {
             // No ongoing action: the cycle runs the start actions, then the end actions,

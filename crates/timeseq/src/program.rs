@@ -230,9 +230,22 @@ pub(crate) struct Lane {
     /// number of random draws per cycle (`NO_BATCH` otherwise). Such a lane reads nothing
     /// and rewrites the same outputs every sample, so block processing can batch it.
     pub batch_draws: u32,
+    /// Range into `triv_ops`: the actions of such a lane, in order.
+    pub triv_start: u32,
+    pub triv_end: u32,
     /// Cached instance and segment node of the active entry.
     pub cur_inst: u32,
     pub cur_seg: u32,
+}
+
+/// A `set-value` of a batchable trivial-loop lane: `a` (constant) or `rand(a, b)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TrivOp {
+    pub port: u8,
+    pub ch: u8,
+    pub rand: bool,
+    pub a: f32,
+    pub b: f32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -284,6 +297,8 @@ pub(crate) struct Program {
     pub glides: Vec<Glide>,
     /// Glide output tables (see [`Glide::tab_off`]).
     pub gtab: Vec<f32>,
+    /// Actions of batchable trivial-loop lanes (see [`Lane::triv_start`]).
+    pub triv_ops: Vec<TrivOp>,
     pub gates: Vec<Gate>,
     pub alist: Vec<u32>,
     pub ongoing: Vec<u32>,
