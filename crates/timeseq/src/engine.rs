@@ -28,7 +28,10 @@ pub struct AssertFailure {
 }
 
 /// A loaded TimeSeq script with its complete runtime state.
-#[derive(Debug, Clone)]
+///
+/// `Clone` keeps the capacities of the preallocated buffers (a derived clone would not),
+/// so a cloned engine processes without allocating and without dropping events.
+#[derive(Debug)]
 pub struct Engine {
     p: Program,
     script: Script,
@@ -55,10 +58,69 @@ pub struct Engine {
     skip: u64,
     skipped: u64,
     batched: u64,
+    /// Per-sample span (see `maybe_start_span`): length, samples done, writes per sample.
+    span_len: u64,
+    span_j: u64,
+    span_ops: Vec<SpanOp>,
     events_dirty: bool,
     plain: bool,
     seq_depth: u32,
     seq_depth_overflows: u64,
+}
+
+impl Clone for Engine {
+    fn clone(&self) -> Engine {
+        Engine {
+            p: self.p.clone(),
+            script: self.script.clone(),
+            sr: self.sr,
+            status: self.status,
+            reset_pending: self.reset_pending,
+            start_delay: self.start_delay,
+            inputs: self.inputs,
+            outputs: self.outputs,
+            channels: self.channels,
+            labels: self.labels,
+            vars: clone_with_capacity(&self.vars),
+            active: clone_with_capacity(&self.active),
+            pending: clone_with_capacity(&self.pending),
+            active_flag: clone_with_capacity(&self.active_flag),
+            fired: clone_with_capacity(&self.fired),
+            label_events: self.label_events,
+            failures: clone_with_capacity(&self.failures),
+            assert_vals: clone_with_capacity(&self.assert_vals),
+            dropped_events: self.dropped_events,
+            stop_requested: self.stop_requested,
+            rng: self.rng,
+            elapsed: self.elapsed,
+            skip: self.skip,
+            skipped: self.skipped,
+            batched: self.batched,
+            span_len: self.span_len,
+            span_j: self.span_j,
+            span_ops: clone_with_capacity(&self.span_ops),
+            events_dirty: self.events_dirty,
+            plain: self.plain,
+            seq_depth: self.seq_depth,
+            seq_depth_overflows: self.seq_depth_overflows,
+        }
+    }
+}
+
+/// Clones a vector with (at least) the same capacity.
+fn clone_with_capacity<T: Clone>(v: &Vec<T>) -> Vec<T> {
+    let mut c = Vec::with_capacity(v.capacity());
+    c.extend_from_slice(v);
+    c
+}
+
+/// One write per sample of a per-sample span.
+#[derive(Debug, Clone, Copy)]
+enum SpanOp {
+    /// A tabled glide writing an output: `gtab[base + j]` at the span's j-th sample.
+    Tab { base: u32, port: u8, ch: u8 },
+    /// The `triv_ops` of a batchable trivial-loop lane.
+    Triv { a: u32, b: u32 },
 }
 
 /// Maximum nesting of sequence reads that evaluate values reading sequences.
@@ -121,6 +183,7 @@ impl Engine {
         let leaves: usize = p.if_leaves.iter().map(|x| *x as usize).sum();
         let nvars = p.var_names.len();
         let assert_cap = 4 * p.assert_count as usize + 16;
+        let nlanes = p.lanes.len();
         let mut e = Engine {
             p,
             script,
@@ -147,6 +210,9 @@ impl Engine {
             skip: 0,
             skipped: 0,
             batched: 0,
+            span_len: 0,
+            span_j: 0,
+            span_ops: Vec::with_capacity(nlanes),
             events_dirty: false,
             plain: false,
             seq_depth: 0,
@@ -297,6 +363,7 @@ impl Engine {
     /// sample takes the plain step-by-step path of the reference. The output is identical
     /// either way; this exists for differential testing and benchmarking.
     pub fn set_plain_processing(&mut self, plain: bool) {
+        self.flush_span();
         self.plain = plain;
         self.catch_up();
         self.skip = 0;
@@ -488,6 +555,15 @@ impl Engine {
     /// Processes one engine sample, running `rate` script samples (the reference's `process(rate)`).
     #[inline]
     pub fn process(&mut self, rate: u32) {
+        if self.span_len > 0
+            && rate == 1
+            && self.status == Status::Running
+            && !self.reset_pending
+            && self.start_delay == 0
+        {
+            self.span_step();
+            return;
+        }
         if self.skip >= rate as u64
             && self.status == Status::Running
             && !self.reset_pending
@@ -539,6 +615,7 @@ impl Engine {
     /// Intermediate output values inside a block are therefore not observable (use
     /// `process(1)` per sample for that). No allocation.
     pub fn process_block(&mut self, n: u32) {
+        self.flush_span();
         if self.events_dirty {
             self.clear_events();
         }
@@ -639,10 +716,122 @@ impl Engine {
 
     #[inline(never)]
     fn process_slow(&mut self, rate: u32) {
+        self.flush_span();
         if self.events_dirty {
             self.clear_events();
         }
         self.run(rate);
+        self.maybe_start_span();
+    }
+
+    /// After a processed sample, when the next `m >= 2` samples are batchable (see
+    /// `batch_len`) and every busy lane has a single tabled glide writing an output, the
+    /// following `process(1)` calls only perform those samples' writes (table loads, the
+    /// trivial lanes' set-values with their random draws, in lane order); the positions and
+    /// repeat counters are applied when the span ends or anything else happens
+    /// (`flush_span`), like `skipped`/`catch_up`.
+    fn maybe_start_span(&mut self) {
+        if self.plain
+            || self.status != Status::Running
+            || self.reset_pending
+            || self.start_delay > 0
+            || self.skip > 0
+            || self.skipped > 0
+            || !self.p.input_triggers.is_empty()
+        {
+            return;
+        }
+        let m = self.batch_len();
+        if m < 2 {
+            return;
+        }
+        self.span_ops.clear();
+        for l in 0..self.p.lanes.len() {
+            let lane = &self.p.lanes[l];
+            if lane.state != LANE_PROCESSING {
+                continue;
+            }
+            if lane.fast_seg != NO_SEG {
+                if lane.glide_busy {
+                    if lane.fast_tab == NO_TAB || self.span_ops.len() >= self.span_ops.capacity() {
+                        self.span_ops.clear();
+                        return;
+                    }
+                    let pos = self.p.segs[lane.fast_seg as usize].pos;
+                    self.span_ops.push(SpanOp::Tab {
+                        base: lane.fast_tab + pos as u32,
+                        port: lane.fast_port,
+                        ch: lane.fast_ch,
+                    });
+                }
+            } else if lane.triv_start < lane.triv_end {
+                // `batch_len` admitted only batchable trivial-loop lanes here.
+                if self.span_ops.len() >= self.span_ops.capacity() {
+                    self.span_ops.clear();
+                    return;
+                }
+                self.span_ops.push(SpanOp::Triv {
+                    a: lane.triv_start,
+                    b: lane.triv_end,
+                });
+            }
+        }
+        self.span_len = m;
+        self.span_j = 0;
+    }
+
+    /// One sample of a per-sample span.
+    #[inline]
+    fn span_step(&mut self) {
+        if self.events_dirty {
+            self.clear_events();
+        }
+        self.span_j += 1;
+        let j = self.span_j as usize;
+        for k in 0..self.span_ops.len() {
+            match self.span_ops[k] {
+                SpanOp::Tab { base, port, ch } => {
+                    self.outputs[port as usize & 7][ch as usize & 15] =
+                        self.p.gtab[base as usize + j];
+                }
+                SpanOp::Triv { a, b } => {
+                    for i in a as usize..b as usize {
+                        let op = self.p.triv_ops[i];
+                        let v = if op.rand {
+                            self.rand_f32(op.a, op.b)
+                        } else {
+                            op.a
+                        };
+                        self.outputs[op.port as usize & 7][op.ch as usize & 15] = v;
+                    }
+                }
+            }
+        }
+        self.elapsed = self.elapsed.wrapping_add(1);
+        if self.span_j == self.span_len {
+            self.flush_span();
+        }
+    }
+
+    /// Applies the position and repeat-counter advances of a (partly) done span and ends it.
+    fn flush_span(&mut self) {
+        if self.span_len == 0 {
+            return;
+        }
+        let j = self.span_j;
+        self.span_len = 0;
+        self.span_j = 0;
+        for l in 0..self.p.lanes.len() {
+            let lane = &mut self.p.lanes[l];
+            if lane.state != LANE_PROCESSING {
+                continue;
+            }
+            if lane.fast_seg != NO_SEG {
+                self.p.segs[lane.fast_seg as usize].pos += j;
+            } else {
+                lane.repeat_count += j;
+            }
+        }
     }
 
     /// `process(rate)` after the event buffers were cleared.

@@ -261,12 +261,26 @@ pub(crate) enum SeqItem {
     Const(f32),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct SeqData {
     pub items: Vec<SeqItem>,
     pub cap: usize,
     pub retrieve_once: bool,
     pub dropped: u64,
+}
+
+impl Clone for SeqData {
+    /// Keeps the item capacity (`cap`), so that adds never allocate in a cloned engine.
+    fn clone(&self) -> SeqData {
+        let mut items = Vec::with_capacity(self.items.capacity().max(self.cap));
+        items.extend_from_slice(&self.items);
+        SeqData {
+            items,
+            cap: self.cap,
+            retrieve_once: self.retrieve_once,
+            dropped: self.dropped,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

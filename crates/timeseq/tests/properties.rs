@@ -241,6 +241,61 @@ fn samples_and_conformance_scripts_block_equals_per_sample_without_allocation() 
     }
 }
 
+/// A clone taken mid-run continues exactly like the original, without allocating (the
+/// preallocated buffers keep their capacity).
+#[test]
+fn cloned_engines_continue_identically_without_allocation() {
+    let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(base.join("samples"))
+        .unwrap()
+        .chain(std::fs::read_dir(base.join("conformance")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for f in files {
+        let json = std::fs::read_to_string(&f).unwrap();
+        let Ok(mut e) = Engine::load(&json, 48000.0) else {
+            continue;
+        };
+        e.start(0);
+        for n in 0..1000 {
+            drive(&mut e, n);
+            e.process(1);
+        }
+        let mut c = e.clone();
+        for n in 1000..6000 {
+            drive(&mut e, n);
+            drive(&mut c, n);
+            e.process(1);
+            let ((), allocs) = allocations(|| c.process(1));
+            assert_eq!(
+                allocs, 0,
+                "allocation in a cloned engine at sample {n}: {f:?}"
+            );
+            let (a, b) = (snapshot(&e), snapshot(&c));
+            assert!(
+                a.0.iter().flatten().map(|x| x.to_bits()).eq(b
+                    .0
+                    .iter()
+                    .flatten()
+                    .map(|x| x.to_bits()))
+                    && a.1 == b.1
+                    && a.2
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .eq(b.2.iter().map(|x| x.to_bits()))
+                    && a.3 == b.3
+                    && a.4 == b.4,
+                "clone differs at sample {n}: {f:?}"
+            );
+            let (ta, tb): (Vec<_>, Vec<_>) =
+                (e.fired_triggers().collect(), c.fired_triggers().collect());
+            assert_eq!(ta, tb, "clone triggers differ at sample {n}: {f:?}");
+        }
+    }
+}
+
 #[test]
 fn samples_and_conformance_scripts_fast_equals_plain_without_allocation() {
     let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
