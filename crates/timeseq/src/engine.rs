@@ -788,21 +788,18 @@ impl Engine {
         }
         self.span_j += 1;
         let j = self.span_j as usize;
-        for k in 0..self.span_ops.len() {
-            match self.span_ops[k] {
+        let outputs = &mut self.outputs;
+        let rng = &mut self.rng;
+        let (gtab, triv) = (&self.p.gtab[..], &self.p.triv_ops[..]);
+        for op in self.span_ops.iter() {
+            match *op {
                 SpanOp::Tab { base, port, ch } => {
-                    self.outputs[port as usize & 7][ch as usize & 15] =
-                        self.p.gtab[base as usize + j];
+                    outputs[port as usize & 7][ch as usize & 15] = gtab[base as usize + j];
                 }
                 SpanOp::Triv { a, b } => {
-                    for i in a as usize..b as usize {
-                        let op = self.p.triv_ops[i];
-                        let v = if op.rand {
-                            self.rand_f32(op.a, op.b)
-                        } else {
-                            op.a
-                        };
-                        self.outputs[op.port as usize & 7][op.ch as usize & 15] = v;
+                    for t in &triv[a as usize..b as usize] {
+                        let v = if t.rand { rand_f32(rng, t.a, t.b) } else { t.a };
+                        outputs[t.port as usize & 7][t.ch as usize & 15] = v;
                     }
                 }
             }
@@ -1653,28 +1650,12 @@ impl Engine {
 
     #[inline]
     fn next_u64(&mut self) -> u64 {
-        // xorshift64*
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        next_u64(&mut self.rng)
     }
 
     #[inline]
     fn rand_f32(&mut self, lo: f32, hi: f32) -> f32 {
-        if lo == hi {
-            return lo;
-        }
-        let (lo, hi) = if lo < hi { (lo, hi) } else { (hi, lo) };
-        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        let r = lo + (hi - lo) * u;
-        if r >= hi || !r.is_finite() {
-            lo
-        } else {
-            r
-        }
+        rand_f32(&mut self.rng, lo, hi)
     }
 
     #[inline(always)]
@@ -1883,6 +1864,33 @@ fn cmp(op: CmpOp, x: f64, y: f64, tol: Option<f32>) -> bool {
         CmpOp::Lte => x <= y,
         CmpOp::Gt => x > y,
         CmpOp::Gte => x >= y,
+    }
+}
+
+/// xorshift64* step of the `rand` generator.
+#[inline]
+fn next_u64(rng: &mut u64) -> u64 {
+    let mut x = *rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *rng = x;
+    x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+/// A `rand` value in [lo, hi) (no draw when the bounds are equal).
+#[inline]
+fn rand_f32(rng: &mut u64, lo: f32, hi: f32) -> f32 {
+    if lo == hi {
+        return lo;
+    }
+    let (lo, hi) = if lo < hi { (lo, hi) } else { (hi, lo) };
+    let u = (next_u64(rng) >> 40) as f32 / (1u64 << 24) as f32;
+    let r = lo + (hi - lo) * u;
+    if r >= hi || !r.is_finite() {
+        lo
+    } else {
+        r
     }
 }
 

@@ -241,6 +241,68 @@ fn samples_and_conformance_scripts_block_equals_per_sample_without_allocation() 
     }
 }
 
+/// Host calls in the middle of per-sample spans and batches (pause, start, reset, seed,
+/// `process(rate)`, `process_block`, switching to plain processing) keep the fast engine
+/// identical to a plain one.
+#[test]
+fn host_calls_mid_span_keep_fast_equal_to_plain() {
+    let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples");
+    for name in [
+        "oscillator.json",
+        "clock.json",
+        "chords-and-notes-arp-gate.json",
+    ] {
+        let json = std::fs::read_to_string(base.join(name)).unwrap();
+        let mut fast = Engine::load(&json, 48000.0).unwrap();
+        let mut plain = Engine::load(&json, 48000.0).unwrap();
+        plain.set_plain_processing(true);
+        for e in [&mut fast, &mut plain] {
+            e.start(0);
+        }
+        let mut rng = 12345u64;
+        for step in 0..4000u32 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let r = rng % 1000;
+            for e in [&mut fast, &mut plain] {
+                match r {
+                    0..=2 => e.pause(),
+                    3..=8 => e.start((r % 3) as u32),
+                    9 => e.reset(),
+                    10 => e.seed(r + step as u64),
+                    11..=30 => e.process((r % 4) as u32),
+                    31..=60 => e.process_block((r % 200) as u32),
+                    61..=62 => e.set_input(0, 0, (r % 3) as f32),
+                    _ => e.process(1),
+                }
+            }
+            if r == 63 {
+                // Switch the fast engine to plain processing and back, mid-span.
+                fast.set_plain_processing(true);
+                fast.set_plain_processing(false);
+            }
+            let (a, b) = (snapshot(&fast), snapshot(&plain));
+            assert!(
+                a.0.iter().flatten().map(|x| x.to_bits()).eq(b
+                    .0
+                    .iter()
+                    .flatten()
+                    .map(|x| x.to_bits()))
+                    && a.1 == b.1
+                    && a.2
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .eq(b.2.iter().map(|x| x.to_bits()))
+                    && a.3 == b.3
+                    && a.4 == b.4
+                    && fast.status() == plain.status(),
+                "{name}: fast and plain differ after step {step} (op {r})"
+            );
+        }
+    }
+}
+
 /// A clone taken mid-run continues exactly like the original, without allocating (the
 /// preallocated buffers keep their capacity).
 #[test]
