@@ -2,6 +2,8 @@
 //! mutated sample/conformance scripts (byte flips, truncations, insertions) to the loader
 //! and runs the accepted ones. Nothing may panic.
 
+mod common;
+
 fn mutate(seed: u64, src: &[u8]) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
@@ -34,14 +36,7 @@ fn mutate(seed: u64, src: &[u8]) -> Vec<u8> {
 
 #[test]
 fn mutated_scripts_never_panic() {
-    let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files: Vec<_> = std::fs::read_dir(base.join("samples"))
-        .unwrap()
-        .chain(std::fs::read_dir(base.join("conformance")).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+    let files = common::fixture_scripts();
     let mut accepted = 0;
     for (k, f) in files.iter().enumerate() {
         let src = std::fs::read(f).unwrap();

@@ -221,14 +221,7 @@ fn block_differential(json: &str, samples: usize) -> u64 {
 
 #[test]
 fn samples_and_conformance_scripts_block_equals_per_sample_without_allocation() {
-    let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files: Vec<_> = std::fs::read_dir(base.join("samples"))
-        .unwrap()
-        .chain(std::fs::read_dir(base.join("conformance")).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+    let files = common::fixture_scripts();
     for f in files {
         let json = std::fs::read_to_string(&f).unwrap();
         if Engine::load(&json, 48000.0).is_err() {
@@ -307,14 +300,7 @@ fn host_calls_mid_span_keep_fast_equal_to_plain() {
 /// preallocated buffers keep their capacity).
 #[test]
 fn cloned_engines_continue_identically_without_allocation() {
-    let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files: Vec<_> = std::fs::read_dir(base.join("samples"))
-        .unwrap()
-        .chain(std::fs::read_dir(base.join("conformance")).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+    let files = common::fixture_scripts();
     for f in files {
         let json = std::fs::read_to_string(&f).unwrap();
         let Ok(mut e) = Engine::load(&json, 48000.0) else {
@@ -360,14 +346,7 @@ fn cloned_engines_continue_identically_without_allocation() {
 
 #[test]
 fn samples_and_conformance_scripts_fast_equals_plain_without_allocation() {
-    let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut files: Vec<_> = std::fs::read_dir(base.join("samples"))
-        .unwrap()
-        .chain(std::fs::read_dir(base.join("conformance")).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+    let files = common::fixture_scripts();
     for f in files {
         let json = std::fs::read_to_string(&f).unwrap();
         if Engine::load(&json, 48000.0).is_err() {

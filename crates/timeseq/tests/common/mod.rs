@@ -122,3 +122,17 @@ pub fn trig_samples(frames: &[Frame], name: &str) -> Vec<usize> {
         .map(|(i, _)| i)
         .collect()
 }
+
+/// Every sample and conformance script in the fixtures, sorted (the invalid
+/// conformance cases included).
+pub fn fixture_scripts() -> Vec<std::path::PathBuf> {
+    let base = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(base.join("samples"))
+        .unwrap()
+        .chain(std::fs::read_dir(base.join("conformance")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
