@@ -2,7 +2,7 @@
 
 use crate::error::ValidationError;
 use crate::parse::{
-    self, loc_of, Action, Calc, DurAmount, Duration, If, Io, Op, Script, Segment, Src, Target,
+    self, Action, Calc, DurAmount, Duration, If, Io, Located, Op, Script, Segment, Src, Target,
     Timing, Tuning, Val,
 };
 use crate::program::*;
@@ -35,22 +35,6 @@ impl<'a> Builder<'a> {
             p: Program::default(),
             seq_table: Vec::new(),
         }
-    }
-
-    fn err(&mut self, code: u32, msg: impl Into<String>) {
-        self.errors.push(ValidationError {
-            location: loc_of(&self.path),
-            message: msg.into(),
-            code: Some(code),
-        });
-    }
-
-    fn push(&mut self, s: impl Into<String>) {
-        self.path.push(s.into());
-    }
-
-    fn pop(&mut self) {
-        self.path.pop();
     }
 
     fn enter_pool(&mut self, kind: &str, idx: usize) {
@@ -1111,5 +1095,11 @@ pub(crate) fn value_samples(x: f64) -> (u64, f64) {
         (d as u64, x - d)
     } else {
         (1, 0.0)
+    }
+}
+
+impl Located for Builder<'_> {
+    fn path_and_errors(&mut self) -> (&mut Vec<String>, &mut Vec<ValidationError>) {
+        (&mut self.path, &mut self.errors)
     }
 }

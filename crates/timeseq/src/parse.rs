@@ -302,6 +302,33 @@ pub(crate) struct Parser {
     version: u32,
 }
 
+/// The location bookkeeping both loading phases share: a path into the
+/// script, and the errors found, each at the path where it was found.
+pub(crate) trait Located {
+    /// The current path and the error list.
+    fn path_and_errors(&mut self) -> (&mut Vec<String>, &mut Vec<ValidationError>);
+
+    /// Records error `code` at the current path.
+    fn err(&mut self, code: u32, msg: impl Into<String>) {
+        let (path, errors) = self.path_and_errors();
+        errors.push(ValidationError {
+            location: loc_of(path),
+            message: msg.into(),
+            code: Some(code),
+        });
+    }
+
+    /// Steps into `s`.
+    fn push(&mut self, s: impl Into<String>) {
+        self.path_and_errors().0.push(s.into());
+    }
+
+    /// Steps back out.
+    fn pop(&mut self) {
+        self.path_and_errors().0.pop();
+    }
+}
+
 pub(crate) fn loc_of(path: &[String]) -> String {
     if path.is_empty() {
         "/".to_string()
@@ -374,22 +401,6 @@ impl Parser {
             path: Vec::new(),
             version: V120,
         }
-    }
-
-    fn err(&mut self, code: u32, msg: impl Into<String>) {
-        self.errors.push(ValidationError {
-            location: loc_of(&self.path),
-            message: msg.into(),
-            code: Some(code),
-        });
-    }
-
-    fn push(&mut self, s: impl Into<String>) {
-        self.path.push(s.into());
-    }
-
-    fn pop(&mut self) {
-        self.path.pop();
     }
 
     fn gate(&mut self, min: u32, what: &str) {
@@ -2153,3 +2164,9 @@ const ACTION_OWN: [&str; 19] = [
     "if",
     "gate-high-ratio",
 ];
+
+impl Located for Parser {
+    fn path_and_errors(&mut self) -> (&mut Vec<String>, &mut Vec<ValidationError>) {
+        (&mut self.path, &mut self.errors)
+    }
+}
