@@ -60,7 +60,7 @@ fn stream() -> BTreeMap<u64, Vec<RtEvent>> {
     s
 }
 
-fn instance(lib: &Arc<Library>) -> (ImpHandle, engine::RtPart) {
+fn instance(lib: &Arc<Library>) -> (ImpHandle, engine::OwnedRtPart) {
     let mut imp = lib.create("bard", &config(), None).unwrap();
     let rt = imp.thaw().unwrap().expect("the bard has an RT part");
     (imp, rt)

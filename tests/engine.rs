@@ -14,7 +14,7 @@ use serde_json::json;
 static ALLOCATOR: GuardedAllocator = GuardedAllocator;
 
 /// Creates and thaws an imp; returns its control part and RT part.
-fn part(lib: &str, config: serde_json::Value) -> (ImpHandle, engine::RtPart) {
+fn part(lib: &str, config: serde_json::Value) -> (ImpHandle, engine::OwnedRtPart) {
     let lib = Library::load(&built_library(lib)).unwrap();
     lib.on_after_load(None).unwrap();
     let mut imp = lib.create(lib.name(), &config, None).unwrap();

@@ -30,7 +30,7 @@ mod rt;
 mod stats;
 
 pub use routing::{Routing, Wire};
-pub use rt::{RtCall, RtPart};
+pub use rt::{OwnedRtPart, RtCall};
 pub use stats::{EngineStats, StatsSnapshot};
 
 use imp::{BlockContext, RtEvent, TRANSIENT_BYTES};
@@ -92,7 +92,7 @@ impl Default for EngineConfig {
 enum Command {
     Install {
         slot: usize,
-        part: Box<RtPart>,
+        part: Box<OwnedRtPart>,
         handoff: bool,
     },
     Remove {
@@ -105,7 +105,7 @@ enum Command {
 /// Something the engine let go of, to be dropped off the engine thread.
 pub enum Garbage {
     /// An RT part that was replaced or removed.
-    Part(Box<RtPart>),
+    Part(Box<OwnedRtPart>),
     /// A routing that was replaced.
     Routing(Box<Routing>),
 }
@@ -131,7 +131,7 @@ pub struct InputEvent {
 }
 
 struct Slot {
-    part: Option<Box<RtPart>>,
+    part: Option<Box<OwnedRtPart>>,
     failed: bool,
     ledger: NoteLedger,
     input: Box<[RtEvent]>,
@@ -241,7 +241,12 @@ impl EngineHandle {
     /// Puts an RT part into `slot`. With `handoff`, a part already there
     /// hands its transient state to the new one (a hot swap, nothing
     /// sounding is lost); without, the old part's notes are ended.
-    pub fn install(&mut self, slot: usize, part: RtPart, handoff: bool) -> Result<(), EngineError> {
+    pub fn install(
+        &mut self,
+        slot: usize,
+        part: OwnedRtPart,
+        handoff: bool,
+    ) -> Result<(), EngineError> {
         if slot >= MAX_SLOTS {
             return Err(EngineError::NoSuchSlot(slot));
         }

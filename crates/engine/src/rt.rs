@@ -3,16 +3,17 @@
 use imp::abi::{RtInstance, STATUS_ERROR, STATUS_OK};
 use imp::{BlockContext, RtEvent, TRANSIENT_BYTES};
 
-/// An RT part handed over by an imp's `thaw`. The engine calls it; it is
-/// created and dropped on the control thread (dropping runs imp code that
-/// frees memory, which the engine thread must not do).
-pub struct RtPart {
+/// The engine's owning handle to an RT part that an imp's `thaw` handed
+/// over (the imp implements the `imp::RtPart` trait behind it). The engine
+/// calls it; it is created and dropped on the control thread (dropping runs
+/// imp code that frees memory, which the engine thread must not do).
+pub struct OwnedRtPart {
     raw: RtInstance,
 }
 
-// SAFETY: RtPart values are moved between the control and engine threads
+// SAFETY: OwnedRtPart values are moved between the control and engine threads
 // but used by one thread at a time; the imp's RT type is `Send`.
-unsafe impl Send for RtPart {}
+unsafe impl Send for OwnedRtPart {}
 
 /// Outcome of calling into an RT part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,14 +26,14 @@ pub enum RtCall {
     Panicked,
 }
 
-impl RtPart {
+impl OwnedRtPart {
     /// Takes ownership of a raw instance from a library.
     ///
     /// # Safety
     /// `raw` must come from a successful `thaw` of a library that stays
     /// loaded for as long as this value exists, and its state must be non-null.
-    pub unsafe fn from_raw(raw: RtInstance) -> RtPart {
-        RtPart { raw }
+    pub unsafe fn from_raw(raw: RtInstance) -> OwnedRtPart {
+        OwnedRtPart { raw }
     }
 
     fn status(s: u32) -> RtCall {
@@ -89,7 +90,7 @@ impl RtPart {
     }
 }
 
-impl Drop for RtPart {
+impl Drop for OwnedRtPart {
     fn drop(&mut self) {
         // SAFETY: the state came from the library's thaw and is dropped once.
         unsafe { (self.raw.drop)(self.raw.state) }

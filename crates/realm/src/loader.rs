@@ -320,7 +320,7 @@ impl ImpHandle {
     }
 
     /// Acquires resources; returns the RT part, if any. Control thread.
-    pub fn thaw(&mut self) -> Result<Option<engine::RtPart>, CallError> {
+    pub fn thaw(&mut self) -> Result<Option<engine::OwnedRtPart>, CallError> {
         let mut rt = RtInstance {
             state: std::ptr::null_mut(),
             process: noop_process,
@@ -337,7 +337,7 @@ impl ImpHandle {
             Ok(None)
         } else {
             // SAFETY: from a successful thaw; the library is never unloaded.
-            Ok(Some(unsafe { engine::RtPart::from_raw(rt) }))
+            Ok(Some(unsafe { engine::OwnedRtPart::from_raw(rt) }))
         }
     }
 
