@@ -84,7 +84,7 @@ fn port_error(e: MidiError) -> PortError {
 impl PortService for AlsaPorts {
     fn open(&self, slot: usize, _imp: &str, spec: &PortSpec) -> Result<u64, PortError> {
         let mut ports = self.ports.lock().expect("alsa ports");
-        ports.drain_retired(drop);
+        ports.drain_retired(|_, _| {});
         let (held, rt) = match spec.direction {
             Direction::In => {
                 let (mut tx, rx) = rtrb::RingBuffer::new(INPUT_RING);
@@ -125,8 +125,11 @@ impl PortService for AlsaPorts {
 
     fn close(&self, id: u64) {
         let mut ports = self.ports.lock().expect("alsa ports");
+        // The device stays open until the engine let go of the port: its
+        // last output (the note-offs) is then in the sender thread, which
+        // sends everything queued before it stops.
         ports.remove(id);
-        ports.drain_retired(drop);
+        ports.drain_retired(|_, _| {});
     }
 
     fn alive(&self, id: u64) -> bool {
@@ -154,6 +157,9 @@ impl ClockDriver for AlsaDriver {
         // The window of arrival times this block represents: the last block period.
         let window_start = now.checked_sub(self.block).unwrap_or(now);
         for b in self.side.table.iter_mut() {
+            if b.is_closing() {
+                continue;
+            }
             if let AlsaRt::In(rx) = &mut b.port {
                 while let Ok((arrival, m)) = rx.pop() {
                     let offset = arrival
@@ -168,22 +174,36 @@ impl ClockDriver for AlsaDriver {
         }
     }
 
-    fn after_cycle(&mut self, core: &mut EngineCore, _frames: u32) {
-        let Some(start) = self.cycle_start else {
-            return;
-        };
+    fn after_cycle(&mut self, core: &mut EngineCore, frames: u32) {
+        let start = *self.cycle_start.get_or_insert_with(Instant::now);
         let base = start + self.block;
+        let sample_rate = self.sample_rate;
         for b in self.side.table.iter_mut() {
-            if let AlsaRt::Out(sender) = &mut b.port {
-                for t in core.emitted() {
-                    if t.slot == b.slot {
-                        let due =
-                            base + Duration::from_secs_f64(t.event.frame as f64 / self.sample_rate);
-                        let _ = sender.try_send_bytes(due, t.event.midi_bytes());
+            let slot = b.slot;
+            let (AlsaRt::Out(sender), mut gate) = b.output() else {
+                continue;
+            };
+            let mut write = |e: &RtEvent| {
+                let due = base + Duration::from_secs_f64(e.frame as f64 / sample_rate);
+                sender.try_send_bytes(due, e.midi_bytes()).is_ok()
+            };
+            for t in core.emitted() {
+                if t.slot == slot {
+                    if let Some(e) = gate.admit(&t.event) {
+                        write(&e);
                     }
                 }
             }
+            gate.release_if_closing(frames.saturating_sub(1), |e| write(&e));
         }
+        self.side.retire_closing();
+    }
+
+    fn stop(&mut self, core: &mut EngineCore, frames: u32) {
+        self.side.apply();
+        core.all_notes_off();
+        self.side.table.close_all();
+        self.after_cycle(core, frames);
     }
 }
 

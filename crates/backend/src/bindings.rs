@@ -1,8 +1,19 @@
 //! Which engine slot each open port belongs to, as the engine thread sees
 //! it. The control thread changes it through a ring; the engine thread
 //! applies the changes between cycles.
+//!
+//! Every output port keeps a [`NoteLedger`] of the notes it left sounding:
+//! a note-off for a note that is not sounding on that port is dropped, and
+//! a port that closes first sends a note-off for every note still sounding
+//! on it. Closing is two-step: a removal seen before a cycle marks the port
+//! as closing (it reads no more input); the cycle's output, the engine's
+//! own note-offs for the imp that was removed among it, still goes out of
+//! the port, then its ledger is released and the port retired. So a port
+//! never closes before the note-offs meant for it.
 
+use engine::ledger::{NoteLedger, Verdict};
 use imp::ports::Direction;
+use imp::RtEvent;
 use realm::ports::PortError;
 use std::collections::BTreeMap;
 
@@ -19,13 +30,69 @@ pub struct Bound<P> {
     pub direction: Direction,
     /// The backend's port object.
     pub port: P,
+    /// What this port left sounding (output ports).
+    ledger: NoteLedger,
+    /// Removed by the control side: retired after the current cycle's output.
+    closing: bool,
+}
+
+impl<P> Bound<P> {
+    /// True once the control side closed the port: it reads no input, and
+    /// is retired after this cycle's output.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// The backend's port object and the port's ledger, to write a cycle's
+    /// output through the one while the other filters it.
+    pub fn output(&mut self) -> (&mut P, Gate<'_>) {
+        (
+            &mut self.port,
+            Gate {
+                ledger: &mut self.ledger,
+                closing: self.closing,
+            },
+        )
+    }
+}
+
+/// The ledger of one output port, while its output is written.
+pub struct Gate<'a> {
+    ledger: &'a mut NoteLedger,
+    closing: bool,
+}
+
+impl Gate<'_> {
+    /// Filters an event about to leave the port: `None` for a note-off of
+    /// a note that is not sounding on the port, or a note-on the port
+    /// cannot track. Engine thread; allocation-free.
+    pub fn admit(&mut self, e: &RtEvent) -> Option<RtEvent> {
+        let mut e = *e;
+        // The port is the destination: the slot's output number is not part of it.
+        e.port = 0;
+        match self.ledger.record(&e) {
+            Verdict::Pass => Some(e),
+            Verdict::Orphan | Verdict::Full => None,
+        }
+    }
+
+    /// For a closing port: a note-off at `frame` for every note still
+    /// sounding on it, then the held pedals lifted, each through `write`
+    /// (which returns false when it has no room). Engine thread;
+    /// allocation-free.
+    pub fn release_if_closing(&mut self, frame: u32, write: impl FnMut(RtEvent) -> bool) {
+        if self.closing {
+            self.ledger.release(frame, write);
+        }
+    }
 }
 
 /// A change sent to the engine thread.
 pub enum Change<P> {
     /// A new port.
     Add(Bound<P>),
-    /// Remove the port with this id (its object comes back to be dropped).
+    /// Close the port with this id (its object comes back to be dropped
+    /// after the cycle's output left through it).
     Remove(u64),
 }
 
@@ -42,34 +109,52 @@ impl<P> Table<P> {
         }
     }
 
-    /// Applies pending changes; removed port objects go to `retired`.
-    /// Engine thread; allocation-free.
-    pub fn apply(
-        &mut self,
-        changes: &mut rtrb::Consumer<Change<P>>,
-        retired: &mut rtrb::Producer<P>,
-    ) {
+    /// Applies pending changes: new ports are added, removed ones marked
+    /// closing (see [`Table::retire_closing`]). Engine thread;
+    /// allocation-free.
+    pub fn apply(&mut self, changes: &mut rtrb::Consumer<Change<P>>, retired: &mut Retired<P>) {
         while let Ok(change) = changes.pop() {
             match change {
                 Change::Add(b) => {
                     if let Some(free) = self.entries.iter_mut().find(|e| e.is_none()) {
                         *free = Some(b);
-                    } else if retired.push(b.port).is_err() {
+                    } else if let Err(rtrb::PushError::Full(p)) = retired.push((b.id, b.port)) {
                         // The control side keeps fewer than MAX_PORTS open.
+                        std::mem::forget(p);
                     }
                 }
                 Change::Remove(id) => {
-                    for e in self.entries.iter_mut() {
-                        if e.as_ref().is_some_and(|b| b.id == id) {
-                            if let Some(b) = e.take() {
-                                if let Err(rtrb::PushError::Full(p)) = retired.push(b.port) {
-                                    std::mem::forget(p);
-                                }
-                            }
+                    for b in self.entries.iter_mut().flatten() {
+                        if b.id == id {
+                            b.closing = true;
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// Retires the ports marked closing; call after the cycle's output was
+    /// written (with [`Bound::release_if_closing`]). Engine thread;
+    /// allocation-free.
+    pub fn retire_closing(&mut self, retired: &mut Retired<P>) {
+        for e in self.entries.iter_mut() {
+            if e.as_ref().is_some_and(|b| b.closing) {
+                if let Some(b) = e.take() {
+                    if let Err(rtrb::PushError::Full(p)) = retired.push((b.id, b.port)) {
+                        std::mem::forget(p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks every port closing (the backend stops): the next
+    /// [`Table::retire_closing`] ends their notes' ledgers and retires them.
+    /// Engine thread; allocation-free.
+    pub fn close_all(&mut self) {
+        for b in self.entries.iter_mut().flatten() {
+            b.closing = true;
         }
     }
 
@@ -85,13 +170,18 @@ impl<P> Default for Table<P> {
     }
 }
 
+/// The ring that carries retired port objects (with their ids) back.
+pub type Retired<P> = rtrb::Producer<(u64, P)>;
+
 /// The control side's bookkeeping of open ports: ids, what the backend
 /// keeps per port (`O`), and the rings to and from the engine thread.
 pub struct Registry<P, O> {
     next_id: u64,
     open: BTreeMap<u64, O>,
+    /// Closed by an imp, still in the engine's table until its last output left.
+    closing: BTreeMap<u64, O>,
     changes: rtrb::Producer<Change<P>>,
-    retired: rtrb::Consumer<P>,
+    retired: rtrb::Consumer<(u64, P)>,
 }
 
 /// What the engine side of a backend needs: the table and its rings.
@@ -101,13 +191,19 @@ pub struct EngineSide<P> {
     /// Changes from the control side.
     pub changes: rtrb::Consumer<Change<P>>,
     /// Port objects going back to be dropped.
-    pub retired: rtrb::Producer<P>,
+    pub retired: Retired<P>,
 }
 
 impl<P> EngineSide<P> {
-    /// Applies pending changes. Engine thread; allocation-free.
+    /// Applies pending changes (before a cycle). Engine thread; allocation-free.
     pub fn apply(&mut self) {
         self.table.apply(&mut self.changes, &mut self.retired);
+    }
+
+    /// Retires closing ports (after a cycle's output was written). Engine
+    /// thread; allocation-free.
+    pub fn retire_closing(&mut self) {
+        self.table.retire_closing(&mut self.retired);
     }
 }
 
@@ -119,6 +215,7 @@ pub fn registry<P, O>() -> (Registry<P, O>, EngineSide<P>) {
         Registry {
             next_id: 1,
             open: BTreeMap::new(),
+            closing: BTreeMap::new(),
             changes: changes_tx,
             retired: retired_rx,
         },
@@ -145,6 +242,8 @@ impl<P, O> Registry<P, O> {
             slot,
             direction,
             port,
+            ledger: NoteLedger::new(),
+            closing: false,
         };
         if self.changes.push(Change::Add(bound)).is_err() {
             return Err(PortError::Invalid(
@@ -156,12 +255,17 @@ impl<P, O> Registry<P, O> {
         Ok(id)
     }
 
-    /// Takes a port away from the engine thread; its object comes back
-    /// through [`Registry::drain_retired`].
-    pub fn remove(&mut self, id: u64) -> Option<O> {
-        let info = self.open.remove(&id)?;
-        let _ = self.changes.push(Change::Remove(id));
-        Some(info)
+    /// Takes a port away from the engine thread. It closes after the
+    /// engine's next cycle wrote its last output through it; its object and
+    /// what the backend keeps for it come back through
+    /// [`Registry::drain_retired`] (keep the device open until then).
+    pub fn remove(&mut self, id: u64) {
+        let Some(info) = self.open.remove(&id) else {
+            return;
+        };
+        if self.changes.push(Change::Remove(id)).is_ok() {
+            self.closing.insert(id, info);
+        }
     }
 
     /// What the backend keeps for port `id`.
@@ -169,15 +273,22 @@ impl<P, O> Registry<P, O> {
         self.open.get(&id)
     }
 
-    /// Everything open.
+    /// Everything open (closing ports not included).
     pub fn values(&self) -> impl Iterator<Item = &O> {
         self.open.values()
     }
 
-    /// Hands each port object the engine let go of to `f` (to unregister or drop it).
-    pub fn drain_retired(&mut self, mut f: impl FnMut(P)) {
-        while let Ok(p) = self.retired.pop() {
-            f(p);
+    /// Hands each port object the engine let go of, with what the backend
+    /// kept for it, to `f` (to unregister or drop them).
+    pub fn drain_retired(&mut self, mut f: impl FnMut(P, Option<O>)) {
+        while let Ok((id, p)) = self.retired.pop() {
+            let info = self.closing.remove(&id).or_else(|| self.open.remove(&id));
+            f(p, info);
         }
+    }
+
+    /// Ports closed by their imps whose engine side has not let go yet.
+    pub fn closing(&self) -> usize {
+        self.closing.len()
     }
 }

@@ -14,7 +14,8 @@ use jack::{
     RawMidi,
 };
 use realm::ports::{PortError, PortService};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A JACK port as the engine thread holds it.
@@ -29,14 +30,35 @@ pub enum JackPort {
 pub struct JackProcess {
     core: EngineCore,
     side: EngineSide<JackPort>,
+    stopping: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl ProcessHandler for JackProcess {
     fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
         let frames = ps.n_frames();
+        if self.stopping.load(Ordering::Acquire) {
+            // The last cycle: the engine ends what its slots left sounding
+            // and every output port what it left sounding, before the client
+            // goes (see `JackBackend::stop`).
+            if !self.stopped.load(Ordering::Relaxed) {
+                alloc_guard::rt_section(|| {
+                    self.side.apply();
+                    self.core.all_notes_off();
+                    self.side.table.close_all();
+                    self.write_outputs(ps, frames);
+                    self.side.retire_closing();
+                });
+                self.stopped.store(true, Ordering::Release);
+            }
+            return Control::Continue;
+        }
         alloc_guard::rt_section(|| {
             self.side.apply();
             for b in self.side.table.iter_mut() {
+                if b.is_closing() {
+                    continue;
+                }
                 if let JackPort::In(port) = &b.port {
                     for raw in port.iter(ps) {
                         // Short messages only: SysEx is not real-time material.
@@ -54,21 +76,47 @@ impl ProcessHandler for JackProcess {
         });
         self.core.cycle(frames);
         alloc_guard::rt_section(|| {
-            for b in self.side.table.iter_mut() {
-                if let JackPort::Out(port) = &mut b.port {
-                    let mut writer = port.writer(ps);
-                    for t in self.core.emitted() {
-                        if t.slot == b.slot {
-                            let _ = writer.write(&RawMidi {
-                                time: t.event.frame.min(frames.saturating_sub(1)),
-                                bytes: t.event.midi_bytes(),
-                            });
-                        }
+            self.write_outputs(ps, frames);
+            self.side.retire_closing();
+        });
+        Control::Continue
+    }
+}
+
+impl JackProcess {
+    /// Writes what the port-bound slots emitted in this cycle at their
+    /// frames, through each port's ledger; a closing port then ends what it
+    /// still has sounding, at the cycle's last frame.
+    fn write_outputs(&mut self, ps: &ProcessScope, frames: u32) {
+        let last = frames.saturating_sub(1);
+        for b in self.side.table.iter_mut() {
+            let slot = b.slot;
+            let (JackPort::Out(port), mut gate) = b.output() else {
+                continue;
+            };
+            let mut writer = port.writer(ps);
+            // JACK takes events in time order only; the engine emits each
+            // slot's events in frame order, and a late one is moved up to
+            // the last written frame rather than lost.
+            let mut at = 0u32;
+            let mut write = |e: &RtEvent| {
+                at = at.max(e.frame.min(last));
+                writer
+                    .write(&RawMidi {
+                        time: at,
+                        bytes: e.midi_bytes(),
+                    })
+                    .is_ok()
+            };
+            for t in self.core.emitted() {
+                if t.slot == slot {
+                    if let Some(e) = gate.admit(&t.event) {
+                        write(&e);
                     }
                 }
             }
-        });
-        Control::Continue
+            gate.release_if_closing(last, |e| write(&e));
+        }
     }
 }
 
@@ -80,6 +128,8 @@ struct OpenPort {
 struct Inner {
     client: Option<jack::AsyncClient<(), JackProcess>>,
     ports: Registry<JackPort, OpenPort>,
+    stopping: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
 }
 
 /// The JACK backend's control side; serves `imp::ports` requests.
@@ -126,7 +176,14 @@ impl JackBackend {
             ..config
         });
         let (ports, side) = registry();
-        let process = JackProcess { core, side };
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let process = JackProcess {
+            core,
+            side,
+            stopping: stopping.clone(),
+            stopped: stopped.clone(),
+        };
         let active = client
             .activate_async((), process)
             .map_err(|e| JackError(format!("cannot activate the JACK client: {e}")))?;
@@ -135,6 +192,8 @@ impl JackBackend {
                 inner: Mutex::new(Inner {
                     client: Some(active),
                     ports,
+                    stopping,
+                    stopped,
                 }),
                 sample_rate,
                 buffer_size,
@@ -153,15 +212,28 @@ impl JackBackend {
         self.buffer_size
     }
 
-    /// Deactivates the client (after the realm has frozen every imp, so the
-    /// note-offs went out) and ends whatever the ledger still holds.
+    /// Stops the client after the realm has frozen every imp: one last
+    /// process cycle ends whatever the engine's and the ports' ledgers still
+    /// hold and writes those note-offs out of the ports; then the client is
+    /// deactivated. Waits for that cycle at most 500 ms (a server that no
+    /// longer runs cycles cannot carry them anyway).
     pub fn stop(&self) {
         let mut inner = self.inner.lock().expect("jack backend");
-        if let Some(active) = inner.client.take() {
-            match active.deactivate() {
-                Ok((_client, (), mut process)) => process.core.all_notes_off(),
-                Err(e) => tracing::warn!("deactivating the JACK client: {e}"),
-            }
+        let Some(active) = inner.client.take() else {
+            return;
+        };
+        inner.stopping.store(true, Ordering::Release);
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !inner.stopped.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if !inner.stopped.load(Ordering::Acquire) {
+            tracing::warn!(
+                "the JACK server ran no cycle in 500 ms: the last note-offs could not be sent"
+            );
+        }
+        if let Err(e) = active.deactivate() {
+            tracing::warn!("deactivating the JACK client: {e}");
         }
     }
 }
@@ -170,7 +242,7 @@ impl Inner {
     /// Unregisters the ports the engine thread let go of.
     fn unregister_retired(&mut self) {
         let client = self.client.as_ref().map(|a| a.as_client());
-        self.ports.drain_retired(|port| {
+        self.ports.drain_retired(|port, _| {
             if let Some(client) = client {
                 let _ = match port {
                     JackPort::In(p) => client.unregister_port(p),
@@ -272,6 +344,8 @@ impl PortService for JackBackend {
 
     fn close(&self, id: u64) {
         let mut inner = self.inner.lock().expect("jack backend");
+        // The port stays registered until the engine wrote its last cycle
+        // through it (the note-offs of the imp that closed it).
         inner.ports.remove(id);
         inner.unregister_retired();
     }

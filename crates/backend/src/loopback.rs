@@ -52,7 +52,7 @@ pub fn loopback() -> (LoopbackPorts, LoopbackDriver) {
 impl PortService for LoopbackPorts {
     fn open(&self, slot: usize, _imp: &str, spec: &PortSpec) -> Result<u64, PortError> {
         let mut inner = self.inner.lock().expect("loopback ports");
-        inner.ports.drain_retired(drop);
+        inner.ports.drain_retired(|_, _| {});
         if let Some(pattern) = &spec.connect {
             let wanted = match spec.direction {
                 Direction::In => Direction::Out,
@@ -83,7 +83,9 @@ impl PortService for LoopbackPorts {
     }
 
     fn close(&self, id: u64) {
-        self.inner.lock().expect("loopback ports").ports.remove(id);
+        let mut inner = self.inner.lock().expect("loopback ports");
+        inner.ports.remove(id);
+        inner.ports.drain_retired(|_, _| {});
     }
 
     fn alive(&self, id: u64) -> bool {
@@ -106,7 +108,7 @@ impl ClockDriver for LoopbackDriver {
         for i in 0..self.carry_len {
             let (key, e) = self.carry[i];
             for b in self.side.table.iter_mut() {
-                if b.direction == Direction::In && b.port == key {
+                if b.direction == Direction::In && b.port == key && !b.is_closing() {
                     core.push_input(b.slot, e);
                 }
             }
@@ -114,17 +116,39 @@ impl ClockDriver for LoopbackDriver {
         self.carry_len = 0;
     }
 
-    fn after_cycle(&mut self, core: &mut EngineCore, _frames: u32) {
-        for t in core.emitted() {
-            for b in self.side.table.iter_mut() {
-                if b.direction == Direction::Out
-                    && b.slot == t.slot
-                    && self.carry_len < self.carry.len()
-                {
-                    self.carry[self.carry_len] = (b.port, t.event);
-                    self.carry_len += 1;
+    fn after_cycle(&mut self, core: &mut EngineCore, frames: u32) {
+        let (carry, carry_len) = (&mut self.carry, &mut self.carry_len);
+        for b in self.side.table.iter_mut() {
+            if b.direction != Direction::Out {
+                continue;
+            }
+            let slot = b.slot;
+            let (&mut key, mut gate) = b.output();
+            let mut write = |e: RtEvent| {
+                if *carry_len < carry.len() {
+                    carry[*carry_len] = (key, e);
+                    *carry_len += 1;
+                    true
+                } else {
+                    false
+                }
+            };
+            for t in core.emitted() {
+                if t.slot == slot {
+                    if let Some(e) = gate.admit(&t.event) {
+                        write(e);
+                    }
                 }
             }
+            gate.release_if_closing(frames.saturating_sub(1), write);
         }
+        self.side.retire_closing();
+    }
+
+    fn stop(&mut self, core: &mut EngineCore, frames: u32) {
+        self.side.apply();
+        core.all_notes_off();
+        self.side.table.close_all();
+        self.after_cycle(core, frames);
     }
 }

@@ -193,6 +193,8 @@ pub(crate) struct State {
     pub stats: Stats,
     /// Where the next block should start; `NEVER` before the first block.
     pub next_start: u64,
+    /// Pedals held down, per destination.
+    pub pedals: crate::controllers::PedalBook,
 }
 
 /// The bard's real-time note pipeline. See the crate docs for the stages.
@@ -220,6 +222,7 @@ impl Bard {
                 clock: Clock::default(),
                 stats: Stats::default(),
                 next_start: NEVER,
+                pedals: Default::default(),
             },
         };
         b.st.reconcile(&b.cfg, None);
@@ -289,6 +292,7 @@ impl Bard {
     pub fn apply_config(&mut self, cfg: PreparedConfig) -> PreparedConfig {
         let old = core::mem::replace(&mut self.cfg, cfg);
         self.st.reconcile(&self.cfg, Some(&old));
+        self.st.pedals.dirty = true;
         old
     }
 
@@ -414,6 +418,7 @@ impl State {
         }
         self.sync_generators(cfg, start);
         self.out.flush_pending(0, sink);
+        self.pedals.follow_config(cfg, 0, sink);
         let last_frame = ctx.frames.saturating_sub(1);
         let mut frame = 0u32;
         for ev in input {
@@ -551,11 +556,7 @@ impl State {
             }
             Midi::Other => {
                 if cfg.pass_other && ev.len > 0 {
-                    sink.push(NoteEvent {
-                        frame,
-                        port: cfg.thru_output,
-                        ..*ev
-                    });
+                    self.pedals.route(cfg, ev, frame, sink);
                 }
             }
         }
@@ -891,6 +892,7 @@ impl State {
 
     fn all_notes_off(&mut self, sink: &mut impl EventSink) {
         self.out.all_off(0, sink);
+        self.pedals.lift_all(0, sink);
         self.offs.len = 0;
         self.held.len = 0;
         for a in self.arps.iter_mut() {

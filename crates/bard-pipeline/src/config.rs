@@ -21,9 +21,11 @@ pub struct BardConfig {
     pub zones: Vec<ZoneConfig>,
     /// Stage 6: global transpose, applied to every note except drum notes.
     pub transpose: Transpose,
-    /// Pass non-note messages (CC, pitch bend, aftertouch…) through unchanged.
+    /// Pass non-note messages (pedals, CC, pitch bend, aftertouch…) on:
+    /// along the zones of their source and channel, else to `thru_output`.
     pub pass_other: bool,
-    /// Numbered output that non-note messages go to.
+    /// Numbered output of the non-note messages that no zone takes (other
+    /// sources or channels, system messages).
     pub thru_output: u8,
     /// Seed of the arpeggiator's random mode (deterministic).
     pub seed: u64,
@@ -93,6 +95,10 @@ pub struct ZoneConfig {
     pub output: u8,
     /// Output channel 1..=16; `None` = keep the input channel.
     pub out_channel: Option<u8>,
+    /// Pedals, control changes, pitch bend, pressure and program changes
+    /// from this zone's source and channel go to this zone's output and
+    /// channel (default); `false` opts the zone out.
+    pub controllers: bool,
 }
 
 impl Default for ZoneConfig {
@@ -113,6 +119,7 @@ impl Default for ZoneConfig {
             drums: None,
             output: 0,
             out_channel: None,
+            controllers: true,
         }
     }
 }

@@ -31,8 +31,13 @@
 //! 7. **numbered outputs**: each zone (and each voice) sends to output N, the
 //!    imp wired as N in `realm.toml`.
 //!
-//! Non-note messages pass through unchanged to `thru_output` (unless
-//! `pass_other` is false).
+//! Non-note messages (pedals, CCs, pitch bend, pressure, program change)
+//! follow the zones their source and channel's notes go through, each to
+//! the zone's output and `out_channel` (a zone opts out with
+//! `controllers = false`); what no zone takes, and system messages, go
+//! unchanged to `thru_output` (nothing passes when `pass_other` is false).
+//! A pedal held down while a zone's destination changes is lifted on the
+//! old destination and pressed on the new one.
 //!
 //! ## Timing
 //!
@@ -144,6 +149,7 @@
 #![warn(missing_docs)]
 
 mod bard;
+mod controllers;
 // Enum variants there (scale, chord, mode names) are self-describing.
 #[allow(missing_docs)]
 pub mod config;

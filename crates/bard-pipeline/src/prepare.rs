@@ -36,6 +36,7 @@ pub(crate) struct PZone {
     pub drums: Option<[u8; 128]>,
     pub output: u8,
     pub out_channel: Option<u8>,
+    pub controllers: bool,
 }
 
 pub(crate) const NO_NOTE: u8 = 255;
@@ -186,6 +187,7 @@ impl PreparedConfig {
                 }),
                 output: z.output,
                 out_channel: z.out_channel.map(|c| c - 1),
+                controllers: z.controllers,
             })
             .collect();
         Ok(PreparedConfig {

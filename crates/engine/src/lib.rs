@@ -20,8 +20,11 @@
 //! call it by hand (a manual clock).
 //!
 //! Stuck-note safety: the core keeps a [`ledger::NoteLedger`] per slot of
-//! the notes each slot has left sounding. When a slot's RT part is removed,
-//! or panics, the core sends the note-offs itself, along the same wires.
+//! the notes each slot has left sounding, keyed by the numbered output,
+//! channel and note each went to. When a slot's RT part is removed, or
+//! panics, or a swap hands no state over, the core sends the note-offs
+//! itself, each out of the output its note left by, along the same wires;
+//! a note-off for a note that is not sounding is dropped.
 
 pub mod alloc_guard;
 pub mod ledger;
@@ -34,7 +37,7 @@ pub use rt::{OwnedRtPart, RtCall};
 pub use stats::{EngineStats, StatsSnapshot};
 
 use imp::{BlockContext, RtEvent, TRANSIENT_BYTES};
-use ledger::NoteLedger;
+use ledger::{NoteLedger, Verdict};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -158,6 +161,10 @@ pub struct EngineCore {
     slots: Box<[Slot]>,
     routing: Box<Routing>,
     scratch: Box<[RtEvent]>,
+    /// Note-offs of a slot being released (kept apart from `scratch`).
+    release_buf: Box<[RtEvent]>,
+    /// An empty ledger swapped in for one being released.
+    spare_ledger: NoteLedger,
     emitted: Box<[TapEvent]>,
     emitted_len: usize,
     transient: Box<[u8; TRANSIENT_BYTES]>,
@@ -193,6 +200,8 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         slots,
         routing: Box::new(Routing::new(&[], &[], &[]).expect("empty routing is valid")),
         scratch: vec![RtEvent::default(); SLOT_OUTPUT_CAPACITY].into_boxed_slice(),
+        release_buf: vec![RtEvent::default(); SLOT_OUTPUT_CAPACITY].into_boxed_slice(),
+        spare_ledger: NoteLedger::new(),
         emitted: vec![
             TapEvent {
                 slot: 0,
@@ -350,16 +359,40 @@ impl EngineCore {
         }
     }
 
-    /// Ends every note `slot` left sounding, at `frame`, along its wires.
-    fn release_slot(&mut self, slot: usize, frame: u32) {
-        // The ledger is a small Copy value: take it, then route from the copy.
-        let ledger = std::mem::take(&mut self.slots[slot].ledger);
-        let mut n = 0;
-        for off in ledger.note_offs(frame) {
-            self.route(slot, off);
-            n += 1;
+    /// Passes one event a slot emitted through its ledger, then routes it.
+    fn emit(&mut self, slot: usize, e: RtEvent) {
+        match self.slots[slot].ledger.record(&e) {
+            Verdict::Pass => self.route(slot, e),
+            Verdict::Orphan => {}
+            Verdict::Full => self.stats.note_dropped(),
         }
-        self.stats.note_offs_sent(n);
+    }
+
+    /// Ends every note `slot` left sounding, at `frame`, each out of the
+    /// numbered output it went to, then lifts the pedals it holds down.
+    fn release_slot(&mut self, slot: usize, frame: u32) {
+        // Release from the spare (an empty ledger takes the slot's place),
+        // in chunks of what the release buffer holds.
+        std::mem::swap(&mut self.slots[slot].ledger, &mut self.spare_ledger);
+        let mut sent = 0;
+        while !self.spare_ledger.is_silent() {
+            let mut n = 0;
+            let buf = &mut self.release_buf;
+            self.spare_ledger.release(frame, |e| {
+                let Some(b) = buf.get_mut(n) else {
+                    return false;
+                };
+                *b = e;
+                n += 1;
+                true
+            });
+            for i in 0..n {
+                let e = self.release_buf[i];
+                self.route(slot, e);
+            }
+            sent += n as u64;
+        }
+        self.stats.note_offs_sent(sent);
     }
 
     fn apply(&mut self, c: Command) {
@@ -369,21 +402,35 @@ impl EngineCore {
                 mut part,
                 handoff,
             } => {
+                let mut healthy = true;
                 if let Some(old) = self.slots[slot].part.take() {
                     // With a successful handoff the held notes belong to the
                     // new part (the ledger stays with the slot); otherwise
                     // the engine ends them itself.
-                    let handed_over = handoff
-                        && !self.slots[slot].failed
-                        && old.save_transient(&mut self.transient) == RtCall::Ok
-                        && part.restore_transient(&self.transient) == RtCall::Ok;
+                    let mut handed_over = false;
+                    if handoff && !self.slots[slot].failed {
+                        // A fresh buffer each time: no part ever reads
+                        // another swap's (or another slot's) bytes.
+                        self.transient.fill(0);
+                        if old.save_transient(&mut self.transient) == RtCall::Ok {
+                            match part.restore_transient(&self.transient) {
+                                RtCall::Ok => handed_over = true,
+                                RtCall::Declined => {}
+                                RtCall::Panicked => healthy = false,
+                            }
+                        }
+                    }
                     if !handed_over {
                         self.release_slot(slot, 0);
                     }
                     self.discard(Garbage::Part(old));
                 }
-                self.slots[slot].failed = false;
+                self.slots[slot].failed = !healthy;
                 self.slots[slot].part = Some(part);
+                if !healthy {
+                    // Never called again; the supervisor hears of it.
+                    self.stats.note_failure(slot);
+                }
                 self.stats.note_swap();
             }
             Command::Remove { slot } => {
@@ -393,9 +440,7 @@ impl EngineCore {
                         if call == RtCall::Ok {
                             for i in 0..n {
                                 let e = self.scratch[i];
-                                if self.slots[slot].ledger.record(&e) {
-                                    self.route(slot, e);
-                                }
+                                self.emit(slot, e);
                             }
                         }
                     }
@@ -466,9 +511,7 @@ impl EngineCore {
             for j in 0..n {
                 let mut e = self.scratch[j];
                 e.frame = e.frame.min(frames.saturating_sub(1));
-                if self.slots[slot].ledger.record(&e) {
-                    self.route(slot, e);
-                }
+                self.emit(slot, e);
             }
         }
         // Slots that are not in the routing do not keep stale input.
@@ -499,10 +542,16 @@ impl EngineCore {
         self.position
     }
 
-    /// Ends every sounding note of every slot (shutdown). Engine thread.
+    /// Ends every sounding note of every slot (shutdown): applies the
+    /// commands still queued (a removal's note-offs), then releases every
+    /// slot's ledger. [`EngineCore::emitted`] then holds the note-offs for
+    /// the backend to send. Engine thread.
     pub fn all_notes_off(&mut self) {
         self.emitted_len = 0;
         alloc_guard::rt_section(|| {
+            while let Ok(c) = self.commands.pop() {
+                self.apply(c);
+            }
             for slot in 0..MAX_SLOTS {
                 if !self.slots[slot].ledger.is_silent() {
                     self.release_slot(slot, 0);
@@ -540,6 +589,13 @@ pub trait ClockDriver: Send + 'static {
     fn before_cycle(&mut self, core: &mut EngineCore, frames: u32);
     /// After the cycle: send [`EngineCore::emitted`] events out.
     fn after_cycle(&mut self, core: &mut EngineCore, frames: u32);
+    /// The clock stops: end every note (the engine's and the ports' own
+    /// ledgers) and send those note-offs out, before the ports go. The
+    /// default ends the engine's notes and sends them like a cycle's output.
+    fn stop(&mut self, core: &mut EngineCore, frames: u32) {
+        core.all_notes_off();
+        self.after_cycle(core, frames);
+    }
 }
 
 /// No ports: the clock only runs cycles.
@@ -592,8 +648,7 @@ impl InternalClock {
                     }
                 }
                 // The last notes the shutdown released go out too.
-                core.all_notes_off();
-                alloc_guard::rt_section(|| driver.after_cycle(&mut core, config.block_size));
+                alloc_guard::rt_section(|| driver.stop(&mut core, config.block_size));
                 core
             })?;
         Ok(InternalClock {

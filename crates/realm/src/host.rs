@@ -41,9 +41,6 @@ unsafe extern "C" fn host_port_open(
         Ok(s) => s,
         Err(e) => return fail(PORT_INVALID, &format!("invalid port spec: {e}")),
     };
-    let Some(service) = crate::ports::service() else {
-        return fail(PORT_INVALID, "this process has no MIDI backend");
-    };
     let Some(slot) = CURRENT_SLOT.with(|c| c.get()) else {
         return fail(
             PORT_INVALID,
@@ -51,7 +48,7 @@ unsafe extern "C" fn host_port_open(
         );
     };
     let imp = CURRENT_IMP.with(|c| c.borrow().clone());
-    match service.open(slot, &imp, &spec) {
+    match crate::ports::open(slot, &imp, &spec) {
         Ok(id) => id as i64,
         Err(PortError::NotReady(m)) => fail(PORT_NOT_READY, &m),
         Err(PortError::Invalid(m)) => fail(PORT_INVALID, &m),
@@ -59,16 +56,13 @@ unsafe extern "C" fn host_port_open(
 }
 
 unsafe extern "C" fn host_port_close(id: i64) {
-    if let (Some(service), Ok(id)) = (crate::ports::service(), u64::try_from(id)) {
-        service.close(id);
+    if let Ok(id) = u64::try_from(id) {
+        crate::ports::close(id);
     }
 }
 
 unsafe extern "C" fn host_port_alive(id: i64) -> u8 {
-    match (crate::ports::service(), u64::try_from(id)) {
-        (Some(service), Ok(id)) => service.alive(id) as u8,
-        _ => 0,
-    }
+    u64::try_from(id).is_ok_and(crate::ports::alive) as u8
 }
 
 unsafe extern "C" fn host_alloc(size: usize, align: usize) -> *mut u8 {

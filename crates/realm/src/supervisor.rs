@@ -248,19 +248,18 @@ impl Realm {
         };
         match handle.thaw() {
             Ok(part) => {
-                match part {
-                    Some(part) => {
-                        if let Err(e) = self.engine.install(s.slot, part, handoff) {
-                            tracing::error!("imp {name}: {e}");
-                        }
-                        s.has_rt = true;
+                if let Err(e) = self.install(name, part, handoff) {
+                    // Not installed: the imp is not running. Freeze its
+                    // control part again; the next thaw retry tries again.
+                    let text = format!("its RT part could not be installed: {e}; retrying");
+                    tracing::warn!("imp {name}: {text}");
+                    self.freeze(name, true);
+                    if let Some(s) = self.imps.get_mut(name) {
+                        s.last_error = Some(text);
                     }
-                    None if s.has_rt => {
-                        let _ = self.engine.remove(s.slot);
-                        s.has_rt = false;
-                    }
-                    None => {}
+                    return;
                 }
+                let s = self.imps.get_mut(name).expect("present");
                 if s.last_error.is_some() {
                     tracing::info!("imp {name} thawed");
                 }
@@ -276,6 +275,29 @@ impl Realm {
                 s.last_error = Some(text);
             }
         }
+    }
+
+    /// Puts the RT part a thaw returned into the imp's engine slot (or
+    /// takes the slot's part away when the imp now has none).
+    fn install(
+        &mut self,
+        name: &str,
+        part: Option<engine::OwnedRtPart>,
+        handoff: bool,
+    ) -> Result<(), engine::EngineError> {
+        let s = self.imps.get_mut(name).expect("present");
+        match part {
+            Some(part) => {
+                self.engine.install(s.slot, part, handoff)?;
+                s.has_rt = true;
+            }
+            None if s.has_rt => {
+                self.engine.remove(s.slot)?;
+                s.has_rt = false;
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     /// Freezes `name`; returns its frozen state. With `keep_rt` its RT part
@@ -390,13 +412,24 @@ impl Realm {
     /// Replaces the imps in `names` with new instances from `lib` (with the
     /// specs now in `self.imps`), carrying their frozen state. `hooks`
     /// runs the library hooks (old → new) between freezing and creating.
-    /// On any failure the old instances are thawed again.
+    ///
+    /// The old RT parts keep playing until every new instance has been
+    /// created *and thawed*; only then do the new RT parts go to the engine,
+    /// each taking its predecessor's transient state (held notes, phases)
+    /// between two cycles. On any failure no new RT part reaches the
+    /// engine: the old control parts are thawed again (same build) and
+    /// their fresh RT parts take the running ones' transient state the same
+    /// way, so the old build plays on with its held notes, which end on key
+    /// release as usual. Port closes are held for the whole swap, so a port
+    /// imp's new instance takes over the open port (no gap), and on a
+    /// rollback the old instance takes it back.
     fn swap(
         &mut self,
         names: &[String],
         lib: &Arc<Library>,
         hooks: Option<Option<Arc<Library>>>,
     ) -> Result<(), String> {
+        let _ports = crate::ports::hold();
         // 1. Freeze; the RT parts keep playing.
         let mut frozen: BTreeMap<String, (Option<Vec<u8>>, bool)> = BTreeMap::new();
         for n in names {
@@ -409,6 +442,14 @@ impl Realm {
             for (n, (_, was_thawed)) in frozen {
                 if *was_thawed {
                     realm.try_thaw(n, true);
+                    if realm.imps[n].lifecycle != Lifecycle::Thawed {
+                        // The old build cannot run either (its device went
+                        // away meanwhile): nothing owns the RT part now.
+                        let s = realm.imps.get_mut(n).expect("present");
+                        if s.has_rt && realm.engine.remove(s.slot).is_ok() {
+                            s.has_rt = false;
+                        }
+                    }
                 }
             }
         };
@@ -427,60 +468,61 @@ impl Realm {
                 return Err(format!("on_after_load of the new build failed: {e}"));
             }
         }
-        // 3. Create every new instance before touching the old ones.
+        // 3. Create every new instance and thaw it, before the engine sees
+        //    any of it.
         let mut created = Vec::new();
         for n in names {
-            let state = frozen.get(n).and_then(|(s, _)| s.clone());
-            match self.create_handle(n, lib, state.as_deref()) {
-                Ok(h) => created.push((n.clone(), h)),
+            let (state, was_thawed) = frozen.get(n).cloned().unwrap_or((None, false));
+            let mut handle = match self.create_handle(n, lib, state.as_deref()) {
+                Ok(h) => h,
                 Err(e) => {
                     drop(created);
                     rollback(self, &frozen);
                     return Err(format!("imp {n}: {e}"));
                 }
-            }
+            };
+            // Frozen ones are tried too: a device that was absent may be back.
+            let part = match handle.thaw() {
+                Ok(part) => Some(part),
+                Err(e) if was_thawed => {
+                    drop(handle);
+                    drop(created);
+                    rollback(self, &frozen);
+                    return Err(format!("imp {n}: the new build failed to thaw: {e}"));
+                }
+                Err(e) => {
+                    tracing::warn!("imp {n} stays frozen: {e}");
+                    None
+                }
+            };
+            created.push((n.clone(), handle, part));
         }
-        // 4. Put them in place and thaw, handing over RT state.
-        let mut old_handles = Vec::new();
-        for (n, h) in created {
+        // 4. Commit: the new control parts take their place, and their RT
+        //    parts go to the engine with the handoff.
+        for (n, handle, part) in created {
             let s = self.imps.get_mut(&n).expect("present");
-            old_handles.push((
-                n.clone(),
-                s.handle.replace(h),
-                s.lifecycle,
-                s.last_error.clone(),
-            ));
+            // The old instance goes (its code stays mapped).
+            drop(s.handle.replace(handle));
             s.lifecycle = Lifecycle::Frozen;
-        }
-        for n in names {
-            // Frozen ones too: a device that was absent may be back.
-            self.try_thaw(n, true);
-            if self.imps[n].lifecycle == Lifecycle::Failed {
-                // The new build failed to thaw: back to the old instances.
-                let why = self.imps[n].last_error.clone().unwrap_or_default();
-                for m in names {
-                    if self.imps[m].lifecycle == Lifecycle::Thawed {
-                        self.freeze(m, true);
-                    }
+            let Some(part) = part else {
+                if s.has_rt && self.engine.remove(s.slot).is_ok() {
+                    s.has_rt = false;
                 }
-                for (m, handle, lifecycle, last_error) in old_handles {
-                    let s = self.imps.get_mut(&m).expect("present");
-                    s.handle = handle;
-                    s.lifecycle = if s.handle.is_some() {
-                        lifecycle.min_frozen()
-                    } else {
-                        Lifecycle::Missing
-                    };
-                    s.last_error = last_error;
-                    if frozen.get(&m).is_some_and(|(_, t)| *t) {
-                        self.try_thaw(&m, true);
-                    }
+                continue;
+            };
+            match self.install(&n, part, true) {
+                Ok(()) => {
+                    let s = self.imps.get_mut(&n).expect("present");
+                    s.lifecycle = Lifecycle::Thawed;
+                    s.last_error = None;
                 }
-                return Err(format!("imp {n}: the new build failed to thaw: {why}"));
+                Err(e) => {
+                    self.freeze(&n, true);
+                    self.imps.get_mut(&n).expect("present").last_error =
+                        Some(format!("its RT part could not be installed: {e}; retrying"));
+                }
             }
         }
-        // 5. Done: the old instances go (their code stays mapped).
-        drop(old_handles);
         Ok(())
     }
 
@@ -608,13 +650,13 @@ impl Realm {
             match self.imps.get_mut(n) {
                 None => self.add_imp(n, spec.clone()),
                 Some(s) if s.spec != *spec => {
-                    s.spec = spec.clone();
-                    reconfigured.push(n.clone());
+                    let old_spec = std::mem::replace(&mut s.spec, spec.clone());
+                    reconfigured.push((n.clone(), old_spec));
                 }
                 Some(_) => {}
             }
         }
-        for n in reconfigured {
+        for (n, old_spec) in reconfigured {
             let library = self.imps[&n].spec.library.clone();
             match self.libraries.get(&library).and_then(|l| l.current.clone()) {
                 Some(lib) if self.imps[&n].handle.is_some() => {
@@ -622,8 +664,9 @@ impl Realm {
                         tracing::error!(
                             "imp {n}: new config refused, the old one keeps running: {e}"
                         );
-                        self.imps.get_mut(&n).expect("present").last_error =
-                            Some(format!("new config refused: {e}"));
+                        let s = self.imps.get_mut(&n).expect("present");
+                        s.spec = old_spec;
+                        s.last_error = Some(format!("new config refused: {e}"));
                     } else {
                         tracing::info!("imp {n}: new config applied");
                     }
@@ -972,15 +1015,6 @@ impl Realm {
             }
         }
         self.shutdown();
-    }
-}
-
-impl Lifecycle {
-    fn min_frozen(self) -> Lifecycle {
-        match self {
-            Lifecycle::Thawed => Lifecycle::Frozen,
-            other => other,
-        }
     }
 }
 

@@ -5,13 +5,19 @@
 //! any chain. The counts live in the vault, so they survive reloads and
 //! restarts; `impresario status` shows them with the last event seen.
 //!
+//! Across a respawn the old RT part keeps counting until its successor
+//! replaces it; the events it counted after the freeze reach the new part
+//! through the transient handoff, so no count is lost.
+//!
 //! ```toml
 //! [imps.watch]
 //! library = "monitor"
 //! config = { label = "keys", log = true }
 //! ```
 
-use imp::{BlockContext, CreateContext, EventWriter, Imp, ImpError, RtEvent, RtPart};
+use imp::{
+    BlockContext, CreateContext, EventWriter, Imp, ImpError, RtEvent, RtPart, TRANSIENT_BYTES,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +85,10 @@ struct Live {
 pub struct Frozen {
     counts: Counts,
     last_event: Option<String>,
+    /// What the running RT part had counted at the freeze (it goes on
+    /// counting until the swap; see [`MonitorRt::restore_transient`]).
+    #[serde(default)]
+    counted_at_freeze: [u64; 4],
 }
 
 /// The control part.
@@ -90,12 +100,30 @@ pub struct Monitor {
     live: Arc<Live>,
     log: Option<rtrb::Consumer<RtEvent>>,
     last_event: Option<String>,
+    /// Counted by the predecessor's RT part up to the freeze.
+    counted_at_freeze: [u64; 4],
 }
 
 /// The RT part: counts, queues for the log, passes through.
 pub struct MonitorRt {
     live: Arc<Live>,
     log: rtrb::Producer<RtEvent>,
+    counted_at_freeze: [u64; 4],
+}
+
+impl Live {
+    fn counters(&self) -> [&AtomicU64; 4] {
+        [
+            &self.note_on,
+            &self.note_off,
+            &self.control_change,
+            &self.other,
+        ]
+    }
+
+    fn snapshot(&self) -> [u64; 4] {
+        self.counters().map(|c| c.load(Ordering::Relaxed))
+    }
 }
 
 fn note_name(note: u8) -> String {
@@ -164,7 +192,9 @@ impl Imp for Monitor {
         config: Config,
         frozen: Option<Frozen>,
     ) -> Result<Self, ImpError> {
-        let (base, last_event) = frozen.map(|f| (f.counts, f.last_event)).unwrap_or_default();
+        let (base, last_event, counted_at_freeze) = frozen
+            .map(|f| (f.counts, f.last_event, f.counted_at_freeze))
+            .unwrap_or_default();
         Ok(Monitor {
             name: ctx.name().to_string(),
             config,
@@ -172,6 +202,7 @@ impl Imp for Monitor {
             live: Arc::new(Live::default()),
             log: None,
             last_event,
+            counted_at_freeze,
         })
     }
 
@@ -183,16 +214,22 @@ impl Imp for Monitor {
         Ok(Some(MonitorRt {
             live: self.live.clone(),
             log: producer,
+            counted_at_freeze: std::mem::take(&mut self.counted_at_freeze),
         }))
     }
 
     fn freeze(&mut self) -> Frozen {
         self.drain_log();
+        let counted_at_freeze = self.live.snapshot();
         self.settle();
         self.log = None;
+        // Thawing this same instance again (a rolled-back respawn) hands
+        // over the same way as a new build.
+        self.counted_at_freeze = counted_at_freeze;
         Frozen {
             counts: self.base.clone(),
             last_event: self.last_event.clone(),
+            counted_at_freeze,
         }
     }
 
@@ -239,6 +276,24 @@ impl Imp for Monitor {
 }
 
 impl RtPart for MonitorRt {
+    /// Hands over what this part counted, so that a successor can add what
+    /// came after the freeze.
+    fn save_transient(&self, buf: &mut [u8; TRANSIENT_BYTES]) {
+        for (i, v) in self.live.snapshot().iter().enumerate() {
+            buf[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn restore_transient(&mut self, buf: &[u8; TRANSIENT_BYTES]) -> bool {
+        for (i, counter) in self.live.counters().into_iter().enumerate() {
+            let mut v = [0u8; 8];
+            v.copy_from_slice(&buf[i * 8..i * 8 + 8]);
+            let after_freeze = u64::from_le_bytes(v).saturating_sub(self.counted_at_freeze[i]);
+            counter.fetch_add(after_freeze, Ordering::Relaxed);
+        }
+        true
+    }
+
     fn process(&mut self, _ctx: &BlockContext, input: &[RtEvent], out: &mut EventWriter<'_>) {
         for e in input {
             let counter = if e.is_note_on() {
