@@ -282,6 +282,9 @@ fn init_logging() {
 
 fn run(realm_path: &Path) -> Result<()> {
     init_logging();
+    if std::env::var_os("IMPRESARIO_ALLOC_BACKTRACE").is_some() {
+        engine::alloc_guard::trace_violations(true);
+    }
     let config = RealmConfig::load(realm_path).map_err(anyhow::Error::new)?;
     let settings = config.settings.clone();
     let engine_config = engine::EngineConfig {

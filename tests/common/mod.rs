@@ -49,6 +49,9 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Set by the one test whose imp allocates on the engine thread on
+    /// purpose; every other daemon ends with the guard at zero.
+    pub allocations_expected: bool,
 }
 
 /// Realm settings that keep tests quick.
@@ -106,6 +109,7 @@ impl Daemon {
             dir,
             child: Some(child),
             log,
+            allocations_expected: false,
         };
         d.wait_for("the realm to come up", |_| true);
         d
@@ -187,8 +191,26 @@ impl Daemon {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
-    /// SIGTERM, then wait for a clean exit.
+    /// Asserts that the engine counted no allocation on its thread so far
+    /// (through every config swap, respawn, panic and backend callback the
+    /// test caused).
+    pub fn assert_no_engine_allocations(&self) {
+        if self.allocations_expected {
+            return;
+        }
+        if let Some(s) = self.try_status() {
+            assert_eq!(
+                s["engine"]["alloc_violations"],
+                0,
+                "allocations on the engine thread; log:\n{}",
+                self.log_text()
+            );
+        }
+    }
+
+    /// Checks the allocation guard, then SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.assert_no_engine_allocations();
         let mut child = self.child.take().expect("running");
         // SAFETY: signalling our own child process.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -206,6 +228,10 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Every daemon-level test ends with the allocation guard at zero.
+        if !std::thread::panicking() && self.child.is_some() {
+            self.assert_no_engine_allocations();
+        }
         self.kill();
     }
 }
@@ -466,4 +492,29 @@ impl Drop for JackServer {
             let _ = c.wait();
         }
     }
+}
+
+/// Builds chaos with `env` and puts it in the daemon's library dir in one
+/// rename, as a new build. The builds share a target dir (the dependencies
+/// compile once); the lock keeps one test's build from replacing another's
+/// library before it is copied.
+pub fn install_chaos_build(d: &Daemon, env: (&str, &str)) {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let target = workspace().join("target").join("e2e-chaos");
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "--offline", "--quiet", "-p", "chaos"])
+        .current_dir(workspace())
+        .env("CARGO_TARGET_DIR", &target)
+        .env(env.0, env.1)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let staged = d.path("libs/libchaos.so.new");
+    std::fs::copy(target.join("debug/libchaos.so"), &staged).unwrap();
+    std::fs::rename(&staged, d.path("libs/libchaos.so")).unwrap();
 }

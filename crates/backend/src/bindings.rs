@@ -5,11 +5,12 @@
 //! Every output port keeps a [`NoteLedger`] of the notes it left sounding:
 //! a note-off for a note that is not sounding on that port is dropped, and
 //! a port that closes first sends a note-off for every note still sounding
-//! on it. Closing is two-step: a removal seen before a cycle marks the port
-//! as closing (it reads no more input); the cycle's output, the engine's
-//! own note-offs for the imp that was removed among it, still goes out of
-//! the port, then its ledger is released and the port retired. So a port
-//! never closes before the note-offs meant for it.
+//! on it (then lifts its held pedals). Closing is two-step: a removal seen
+//! before a cycle marks the port as closing; from then on it reads no input
+//! and takes no new output, and after that cycle its ledger's note-offs are
+//! written out of it and it is retired. So every note that left a port
+//! gets exactly one note-off on that port, whatever the engine or the imps
+//! upstream do meanwhile, and a port never closes before them.
 
 use engine::ledger::{NoteLedger, Verdict};
 use imp::ports::Direction;
@@ -32,15 +33,18 @@ pub struct Bound<P> {
     pub port: P,
     /// What this port left sounding (output ports).
     ledger: NoteLedger,
-    /// Removed by the control side: retired after the current cycle's output.
-    closing: bool,
+    /// Cycles since the control side removed it (0: open). In the first
+    /// closing cycle its ledger's note-offs go out; the second writes
+    /// nothing (a JACK buffer that is not written again would repeat its
+    /// last content until the port is unregistered); then it is retired.
+    closing: u8,
 }
 
 impl<P> Bound<P> {
     /// True once the control side closed the port: it reads no input, and
     /// is retired after this cycle's output.
     pub fn is_closing(&self) -> bool {
-        self.closing
+        self.closing > 0
     }
 
     /// The backend's port object and the port's ledger, to write a cycle's
@@ -50,7 +54,7 @@ impl<P> Bound<P> {
             &mut self.port,
             Gate {
                 ledger: &mut self.ledger,
-                closing: self.closing,
+                closing: self.closing > 0,
             },
         )
     }
@@ -67,6 +71,10 @@ impl Gate<'_> {
     /// a note that is not sounding on the port, or a note-on the port
     /// cannot track. Engine thread; allocation-free.
     pub fn admit(&mut self, e: &RtEvent) -> Option<RtEvent> {
+        if self.closing {
+            // Its own ledger ends what it has sounding; nothing new starts.
+            return None;
+        }
         let mut e = *e;
         // The port is the destination: the slot's output number is not part of it.
         e.port = 0;
@@ -118,15 +126,15 @@ impl<P> Table<P> {
                 Change::Add(b) => {
                     if let Some(free) = self.entries.iter_mut().find(|e| e.is_none()) {
                         *free = Some(b);
-                    } else if let Err(rtrb::PushError::Full(p)) = retired.push((b.id, b.port)) {
+                    } else if let Err(rtrb::PushError::Full(b)) = retired.push(b) {
                         // The control side keeps fewer than MAX_PORTS open.
-                        std::mem::forget(p);
+                        std::mem::forget(b);
                     }
                 }
                 Change::Remove(id) => {
                     for b in self.entries.iter_mut().flatten() {
-                        if b.id == id {
-                            b.closing = true;
+                        if b.id == id && b.closing == 0 {
+                            b.closing = 1;
                         }
                     }
                 }
@@ -134,15 +142,24 @@ impl<P> Table<P> {
         }
     }
 
-    /// Retires the ports marked closing; call after the cycle's output was
-    /// written (with [`Bound::release_if_closing`]). Engine thread;
+    /// Moves closing ports on: retires those whose last cycle was written
+    /// (see [`Bound`]); call after the cycle's output was written (with
+    /// [`Gate::release_if_closing`]). The port object, with its ledger,
+    /// goes back to be dropped off the engine thread. Engine thread;
     /// allocation-free.
     pub fn retire_closing(&mut self, retired: &mut Retired<P>) {
         for e in self.entries.iter_mut() {
-            if e.as_ref().is_some_and(|b| b.closing) {
-                if let Some(b) = e.take() {
-                    if let Err(rtrb::PushError::Full(p)) = retired.push((b.id, b.port)) {
-                        std::mem::forget(p);
+            let Some(b) = e.as_mut() else {
+                continue;
+            };
+            match b.closing {
+                0 => {}
+                1 => b.closing = 2,
+                _ => {
+                    if let Some(b) = e.take() {
+                        if let Err(rtrb::PushError::Full(b)) = retired.push(b) {
+                            std::mem::forget(b);
+                        }
                     }
                 }
             }
@@ -154,7 +171,9 @@ impl<P> Table<P> {
     /// Engine thread; allocation-free.
     pub fn close_all(&mut self) {
         for b in self.entries.iter_mut().flatten() {
-            b.closing = true;
+            if b.closing == 0 {
+                b.closing = 1;
+            }
         }
     }
 
@@ -170,8 +189,8 @@ impl<P> Default for Table<P> {
     }
 }
 
-/// The ring that carries retired port objects (with their ids) back.
-pub type Retired<P> = rtrb::Producer<(u64, P)>;
+/// The ring that carries retired ports back to be dropped.
+pub type Retired<P> = rtrb::Producer<Bound<P>>;
 
 /// The control side's bookkeeping of open ports: ids, what the backend
 /// keeps per port (`O`), and the rings to and from the engine thread.
@@ -181,7 +200,7 @@ pub struct Registry<P, O> {
     /// Closed by an imp, still in the engine's table until its last output left.
     closing: BTreeMap<u64, O>,
     changes: rtrb::Producer<Change<P>>,
-    retired: rtrb::Consumer<(u64, P)>,
+    retired: rtrb::Consumer<Bound<P>>,
 }
 
 /// What the engine side of a backend needs: the table and its rings.
@@ -243,7 +262,7 @@ impl<P, O> Registry<P, O> {
             direction,
             port,
             ledger: NoteLedger::new(),
-            closing: false,
+            closing: 0,
         };
         if self.changes.push(Change::Add(bound)).is_err() {
             return Err(PortError::Invalid(
@@ -281,9 +300,12 @@ impl<P, O> Registry<P, O> {
     /// Hands each port object the engine let go of, with what the backend
     /// kept for it, to `f` (to unregister or drop them).
     pub fn drain_retired(&mut self, mut f: impl FnMut(P, Option<O>)) {
-        while let Ok((id, p)) = self.retired.pop() {
-            let info = self.closing.remove(&id).or_else(|| self.open.remove(&id));
-            f(p, info);
+        while let Ok(b) = self.retired.pop() {
+            let info = self
+                .closing
+                .remove(&b.id)
+                .or_else(|| self.open.remove(&b.id));
+            f(b.port, info);
         }
     }
 

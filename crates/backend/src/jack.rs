@@ -32,24 +32,33 @@ pub struct JackProcess {
     side: EngineSide<JackPort>,
     stopping: Arc<AtomicBool>,
     stopped: Arc<AtomicBool>,
+    final_cycle_ran: bool,
 }
 
 impl ProcessHandler for JackProcess {
     fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
         let frames = ps.n_frames();
         if self.stopping.load(Ordering::Acquire) {
-            // The last cycle: the engine ends what its slots left sounding
-            // and every output port what it left sounding, before the client
-            // goes (see `JackBackend::stop`).
+            // The last cycles: the engine ends what its slots left sounding
+            // and every output port what it left sounding; a second cycle
+            // leaves the port buffers empty (JACK would repeat an unwritten
+            // buffer); then the client can go (see `JackBackend::stop`).
             if !self.stopped.load(Ordering::Relaxed) {
-                alloc_guard::rt_section(|| {
+                let first = !self.final_cycle_ran;
+                self.final_cycle_ran = true;
+                let done = alloc_guard::rt_section(|| {
                     self.side.apply();
-                    self.core.all_notes_off();
-                    self.side.table.close_all();
+                    if first {
+                        self.core.all_notes_off();
+                        self.side.table.close_all();
+                    }
                     self.write_outputs(ps, frames);
                     self.side.retire_closing();
+                    self.side.table.iter_mut().next().is_none()
                 });
-                self.stopped.store(true, Ordering::Release);
+                if done {
+                    self.stopped.store(true, Ordering::Release);
+                }
             }
             return Control::Continue;
         }
@@ -183,6 +192,7 @@ impl JackBackend {
             side,
             stopping: stopping.clone(),
             stopped: stopped.clone(),
+            final_cycle_ran: false,
         };
         let active = client
             .activate_async((), process)

@@ -797,3 +797,89 @@ fn the_pipeline_and_its_config_can_move_between_threads() {
     send::<PreparedConfig>();
     send::<BardConfig>();
 }
+
+#[test]
+fn pedals_and_controllers_follow_the_zones_of_their_channel() {
+    // A split: low keys to output 1 on channel 3, high keys to output 2 on
+    // channel 5; a third zone on channel 2 opts out of controllers.
+    let mut r = Rig::json(
+        r#"{"zones": [
+            {"channel": 1, "high": 59, "output": 1, "out_channel": 3},
+            {"channel": 1, "low": 60, "output": 2, "out_channel": 5},
+            {"channel": 2, "output": 3, "controllers": false}]}"#,
+    );
+    let pedal = |t, ch, v| (t, NoteEvent::control_change(0, 0, ch, 64, v));
+    let bend = (40, NoteEvent::from_bytes(0, 0, &[0xE0, 0, 80]).unwrap());
+    r.run(
+        128,
+        &[
+            pedal(10, 0, 127),
+            bend,
+            pedal(50, 1, 127),  // channel 2: its only zone opts out
+            pedal(60, 15, 127), // channel 16: no zone, goes to thru_output
+        ],
+    );
+    assert_eq!(
+        r.take(),
+        vec![
+            cc(10, 1, 2, 64, 127),
+            cc(10, 2, 4, 64, 127),
+            At {
+                t: 40,
+                port: 1,
+                bytes: [0xE2, 0, 80]
+            },
+            At {
+                t: 40,
+                port: 2,
+                bytes: [0xE4, 0, 80]
+            },
+            cc(60, 0, 15, 64, 127),
+        ]
+    );
+}
+
+#[test]
+fn a_held_pedal_is_lifted_where_a_zone_change_takes_its_destination_away() {
+    let split = r#"{"zones": [
+        {"high": 59, "output": 1, "out_channel": 3},
+        {"low": 60, "output": 2, "out_channel": 5}]}"#;
+    let mut r = Rig::json(split);
+    r.run(
+        64,
+        &[
+            key_on(5, 0, 48, 100),
+            (6, NoteEvent::control_change(0, 0, 0, 64, 127)),
+        ],
+    );
+    assert_eq!(
+        r.take(),
+        vec![
+            on(5, 1, 2, 48, 100),
+            cc(6, 1, 2, 64, 127),
+            cc(6, 2, 4, 64, 127)
+        ]
+    );
+    // The upper zone moves to output 3: output 2 gets its pedal lifted, and
+    // output 3 gets it pressed, at the start of the next block.
+    r.apply_json(
+        r#"{"zones": [
+        {"high": 59, "output": 1, "out_channel": 3},
+        {"low": 60, "output": 3, "out_channel": 5}]}"#,
+    );
+    r.run(128, &[]);
+    assert_eq!(r.take(), vec![cc(64, 2, 4, 64, 0), cc(64, 3, 4, 64, 127)]);
+    // The zone is removed: its pedal is lifted there too.
+    r.apply_json(r#"{"zones": [{"high": 59, "output": 1, "out_channel": 3}]}"#);
+    r.run(192, &[]);
+    assert_eq!(r.take(), vec![cc(128, 3, 4, 64, 0)]);
+    // Releasing the pedal reaches the zone that is left; all notes off
+    // lifts nothing more.
+    r.run(256, &[(200, NoteEvent::control_change(0, 0, 0, 64, 0))]);
+    assert_eq!(r.take(), vec![cc(200, 1, 2, 64, 0)]);
+    r.run(320, &[(260, NoteEvent::control_change(0, 0, 0, 64, 127))]);
+    r.all_off();
+    let out = r.take();
+    assert!(out.contains(&cc(320, 1, 2, 64, 0)), "{out:?}");
+    assert!(out.contains(&off(320, 1, 2, 48)), "{out:?}");
+}

@@ -20,6 +20,16 @@ thread_local! {
 }
 
 static VIOLATIONS: AtomicU64 = AtomicU64::new(0);
+static IN_PANICS: AtomicU64 = AtomicU64::new(0);
+static TRACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints a backtrace of every allocation on the engine thread to stderr
+/// (a debugging aid: the daemon turns it on with
+/// `IMPRESARIO_ALLOC_BACKTRACE=1`). Printing allocates, so only for finding
+/// where a violation comes from.
+pub fn trace_violations(on: bool) {
+    TRACE.store(on, Ordering::Relaxed);
+}
 
 /// The system allocator plus the guard. Compatible with `System`, as the
 /// imp boundary requires.
@@ -30,6 +40,15 @@ fn check() {
     if IN_RT.with(|f| f.get()) {
         VIOLATIONS.fetch_add(1, Ordering::Relaxed);
         THREAD_VIOLATIONS.with(|v| v.set(v.get() + 1));
+        if TRACE.load(Ordering::Relaxed) {
+            // Leave the section while printing (which allocates itself).
+            IN_RT.with(|f| f.set(false));
+            eprintln!(
+                "allocation on the engine thread:\n{}",
+                std::backtrace::Backtrace::force_capture()
+            );
+            IN_RT.with(|f| f.set(true));
+        }
     }
 }
 
@@ -70,8 +89,35 @@ pub fn thread_violations() -> u64 {
     THREAD_VIOLATIONS.with(|v| v.get())
 }
 
-/// Allocations and frees seen inside [`rt_section`] so far, process-wide.
-/// Only meaningful when [`GuardedAllocator`] is the global allocator.
+/// Allocations and frees seen inside [`rt_section`] so far, process-wide,
+/// except those of a panic's unwinding (see [`in_panics`]). Only
+/// meaningful when [`GuardedAllocator`] is the global allocator.
 pub fn violations() -> u64 {
     VIOLATIONS.load(Ordering::Relaxed)
+}
+
+/// Allocations made on the engine thread while an imp panicked there: Rust
+/// boxes a panic's payload and unwinding frees it. A panicking imp is a
+/// fault that stops it for good, so these are counted apart from
+/// [`violations`], which stays the measure of the healthy path.
+pub fn in_panics() -> u64 {
+    IN_PANICS.load(Ordering::Relaxed)
+}
+
+/// Runs `f`, an RT call into an imp; when `panicked(&result)` says it
+/// panicked, the allocations it made move from [`violations`] to
+/// [`in_panics`]. Allocation-free itself.
+#[inline]
+pub fn excuse_panic<R>(f: impl FnOnce() -> R, panicked: impl FnOnce(&R) -> bool) -> R {
+    let before = thread_violations();
+    let r = f();
+    if panicked(&r) {
+        let n = thread_violations() - before;
+        if n > 0 {
+            VIOLATIONS.fetch_sub(n, Ordering::Relaxed);
+            IN_PANICS.fetch_add(n, Ordering::Relaxed);
+            THREAD_VIOLATIONS.with(|v| v.set(v.get() - n));
+        }
+    }
+    r
 }

@@ -53,7 +53,7 @@ impl OwnedRtPart {
     ) -> (RtCall, usize) {
         let mut n = 0usize;
         // SAFETY: pointers are valid for the call; lengths match.
-        let s = unsafe {
+        let s = guarded(|| unsafe {
             (self.raw.process)(
                 self.raw.state,
                 ctx,
@@ -63,31 +63,40 @@ impl OwnedRtPart {
                 output.len(),
                 &mut n,
             )
-        };
+        });
         (Self::status(s), n.min(output.len()))
     }
 
     /// Writes transient state for a successor. Engine thread.
     pub fn save_transient(&self, buf: &mut [u8; TRANSIENT_BYTES]) -> RtCall {
         // SAFETY: the buffer has the size the ABI fixes.
-        Self::status(unsafe { (self.raw.save_transient)(self.raw.state, buf.as_mut_ptr()) })
+        Self::status(guarded(|| unsafe {
+            (self.raw.save_transient)(self.raw.state, buf.as_mut_ptr())
+        }))
     }
 
     /// Takes over a predecessor's transient state. Engine thread.
     pub fn restore_transient(&mut self, buf: &[u8; TRANSIENT_BYTES]) -> RtCall {
         // SAFETY: the buffer has the size the ABI fixes.
-        Self::status(unsafe { (self.raw.restore_transient)(self.raw.state, buf.as_ptr()) })
+        Self::status(guarded(|| unsafe {
+            (self.raw.restore_transient)(self.raw.state, buf.as_ptr())
+        }))
     }
 
     /// Asks the part to end its notes. Engine thread.
     pub fn all_notes_off(&mut self, output: &mut [RtEvent]) -> (RtCall, usize) {
         let mut n = 0usize;
         // SAFETY: pointers are valid for the call.
-        let s = unsafe {
+        let s = guarded(|| unsafe {
             (self.raw.all_notes_off)(self.raw.state, output.as_mut_ptr(), output.len(), &mut n)
-        };
+        });
         (Self::status(s), n.min(output.len()))
     }
+}
+
+/// Calls into an imp; what a panic in there allocates is counted apart.
+fn guarded(call: impl FnOnce() -> u32) -> u32 {
+    crate::alloc_guard::excuse_panic(call, |s| *s != STATUS_OK && *s != STATUS_ERROR)
 }
 
 impl Drop for OwnedRtPart {

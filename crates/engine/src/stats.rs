@@ -45,6 +45,9 @@ pub struct StatsSnapshot {
     pub input_queue_high_water: u64,
     /// Allocations seen on the engine thread (must stay 0).
     pub alloc_violations: u64,
+    /// Allocations made while an imp panicked on the engine thread (Rust's
+    /// panic payload and unwinding), counted apart from `alloc_violations`.
+    pub allocations_in_panics: u64,
 }
 
 fn raise(a: &AtomicU64, v: u64) {
@@ -114,6 +117,7 @@ impl EngineStats {
             command_queue_high_water: self.command_queue_high.load(Relaxed),
             input_queue_high_water: self.input_queue_high.load(Relaxed),
             alloc_violations: self.alloc_violations.load(Relaxed),
+            allocations_in_panics: crate::alloc_guard::in_panics(),
         }
     }
 }

@@ -959,6 +959,7 @@ impl Realm {
                 "command_queue_high_water": e.command_queue_high_water,
                 "input_queue_high_water": e.input_queue_high_water,
                 "alloc_violations": e.alloc_violations,
+                "allocations_in_panics": e.allocations_in_panics,
             },
         })
     }
