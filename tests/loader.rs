@@ -28,12 +28,7 @@ fn old_builds_stay_callable_after_reload() {
     // The old build's RT part and control part still run after the newer
     // build's handle is gone.
     let mut rt = old_rt;
-    let ctx = imp::BlockContext {
-        sample_position: 0,
-        sample_rate: 48_000.0,
-        tempo_bpm: 120.0,
-        frames: 64,
-    };
+    let ctx = imp::BlockContext::new(0, 48_000.0, 120.0, 64);
     let mut out = [imp::RtEvent::default(); 8];
     let (call, n) = rt.process(&ctx, &[imp::RtEvent::midi(3, &[0x90, 60, 100])], &mut out);
     assert_eq!(call, engine::RtCall::Ok);

@@ -27,6 +27,7 @@
 //! a note-off for a note that is not sounding is dropped.
 
 pub mod alloc_guard;
+pub mod audio;
 pub mod ledger;
 pub mod routing;
 mod rt;
@@ -168,6 +169,7 @@ pub struct EngineCore {
     emitted: Box<[TapEvent]>,
     emitted_len: usize,
     transient: Box<[u8; TRANSIENT_BYTES]>,
+    audio: audio::Audio,
     position: u64,
     sample_rate: f64,
     tempo: f64,
@@ -213,6 +215,7 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         .into_boxed_slice(),
         emitted_len: 0,
         transient: Box::new([0; TRANSIENT_BYTES]),
+        audio: audio::Audio::new(MAX_SLOTS),
         position: 0,
         sample_rate: config.sample_rate as f64,
         tempo: config.tempo_bpm,
@@ -395,6 +398,21 @@ impl EngineCore {
         self.stats.note_offs_sent(sent);
     }
 
+    /// A part that leaves its slot: one that makes sound plays out its
+    /// release as a tail (see [`audio`]); the rest goes back to be dropped.
+    fn retire(&mut self, mut old: Box<OwnedRtPart>, failed: bool) {
+        if failed || old.audio_channels() == 0 {
+            self.discard(Garbage::Part(old));
+            return;
+        }
+        // Its notes go into their release; the events stay here (the
+        // successor, or the ledger, took care of what went out).
+        let _ = old.all_notes_off(&mut self.release_buf);
+        if let Some(cut) = self.audio.add_tail(old) {
+            self.discard(Garbage::Part(cut));
+        }
+    }
+
     fn apply(&mut self, c: Command) {
         match c {
             Command::Install {
@@ -423,7 +441,8 @@ impl EngineCore {
                     if !handed_over {
                         self.release_slot(slot, 0);
                     }
-                    self.discard(Garbage::Part(old));
+                    let failed = self.slots[slot].failed;
+                    self.retire(old, failed);
                 }
                 self.slots[slot].failed = !healthy;
                 self.slots[slot].part = Some(part);
@@ -445,7 +464,8 @@ impl EngineCore {
                         }
                     }
                     self.release_slot(slot, 0);
-                    self.discard(Garbage::Part(old));
+                    let failed = self.slots[slot].failed;
+                    self.retire(old, failed);
                 }
                 self.slots[slot].failed = false;
             }
@@ -484,12 +504,14 @@ impl EngineCore {
                 push_sorted(&mut self.slots[input.slot], e, &self.stats);
             }
         }
-        let ctx = BlockContext {
-            sample_position: self.position,
-            sample_rate: self.sample_rate,
-            tempo_bpm: self.tempo,
-            frames,
+        let ctx = BlockContext::new(self.position, self.sample_rate, self.tempo, frames);
+        let audio_frames = if frames as usize <= audio::MAX_AUDIO_FRAMES {
+            frames as usize
+        } else {
+            0
         };
+        self.audio.frames = audio_frames;
+        self.audio.bus.clear(audio_frames);
         for i in 0..self.routing.order.len() {
             let slot = self.routing.order[i];
             let s = &mut self.slots[slot];
@@ -501,19 +523,32 @@ impl EngineCore {
             if s.failed {
                 continue;
             }
-            let (call, n) = part.process(&ctx, &s.input[..input_len], &mut self.scratch);
+            let channels = part.audio_channels();
+            let mut pointers = [std::ptr::null_mut(); audio::BUS_CHANNELS];
+            let part_ctx = self.audio.context_for(slot, channels, &ctx, &mut pointers);
+            let (call, n) = part.process(&part_ctx, &s.input[..input_len], &mut self.scratch);
             if call == RtCall::Panicked {
                 s.failed = true;
                 self.stats.note_failure(slot);
                 self.release_slot(slot, 0);
                 continue;
             }
+            self.audio.mix_slot(slot, channels, audio_frames);
             for j in 0..n {
                 let mut e = self.scratch[j];
                 e.frame = e.frame.min(frames.saturating_sub(1));
                 self.emit(slot, e);
             }
         }
+        // Replaced and removed parts play out their release.
+        let mut done: [Option<Box<OwnedRtPart>>; audio::MAX_TAILS] = Default::default();
+        self.audio
+            .render_tails(&ctx, &mut self.release_buf, &mut done);
+        for part in done.iter_mut().filter_map(Option::take) {
+            self.discard(Garbage::Part(part));
+        }
+        let (peak, rms) = self.audio.bus.level(audio_frames);
+        self.stats.note_level(peak, rms);
         // Slots that are not in the routing do not keep stale input.
         for s in self.slots.iter_mut() {
             s.input_len = 0;
@@ -537,6 +572,14 @@ impl EngineCore {
         &self.emitted[..self.emitted_len]
     }
 
+    /// The output bus after the last cycle: left and right, one block
+    /// long (empty when the block was longer than
+    /// [`audio::MAX_AUDIO_FRAMES`]). Every audio part of the cycle and every
+    /// release tail is summed in. Allocation-free.
+    pub fn audio_out(&self) -> (&[f32], &[f32]) {
+        self.audio.bus.channels(self.audio.frames)
+    }
+
     /// Samples processed so far.
     pub fn position(&self) -> u64 {
         self.position
@@ -556,6 +599,14 @@ impl EngineCore {
                 if !self.slots[slot].ledger.is_silent() {
                     self.release_slot(slot, 0);
                 }
+            }
+            let mut done: [Option<Box<OwnedRtPart>>; audio::MAX_TAILS] = Default::default();
+            let tails = self.audio.tails.iter_mut().filter_map(Option::take);
+            for (d, t) in done.iter_mut().zip(tails) {
+                *d = Some(t.part);
+            }
+            for part in done.iter_mut().filter_map(Option::take) {
+                self.discard(Garbage::Part(part));
             }
         });
     }

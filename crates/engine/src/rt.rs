@@ -36,6 +36,11 @@ impl OwnedRtPart {
         OwnedRtPart { raw }
     }
 
+    /// Audio channels the part writes (0: MIDI only).
+    pub fn audio_channels(&self) -> u32 {
+        self.raw.audio_channels.min(imp::MAX_AUDIO_CHANNELS)
+    }
+
     fn status(s: u32) -> RtCall {
         match s {
             STATUS_OK => RtCall::Ok,

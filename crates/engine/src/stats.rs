@@ -20,6 +20,10 @@ pub struct EngineStats {
     input_queue_high: AtomicU64,
     failures: AtomicU64,
     alloc_violations: AtomicU64,
+    /// Highest output peak since the last snapshot (f32 bits).
+    output_peak: std::sync::atomic::AtomicU32,
+    /// RMS of the last cycle's output (f32 bits).
+    output_rms: std::sync::atomic::AtomicU32,
 }
 
 /// A copy of the counters.
@@ -48,6 +52,11 @@ pub struct StatsSnapshot {
     /// Allocations made while an imp panicked on the engine thread (Rust's
     /// panic payload and unwinding), counted apart from `alloc_violations`.
     pub allocations_in_panics: u64,
+    /// Highest output sample (absolute, 1.0 = full scale) since the last
+    /// snapshot.
+    pub output_peak: f32,
+    /// RMS of the output in the last cycle.
+    pub output_rms: f32,
 }
 
 fn raise(a: &AtomicU64, v: u64) {
@@ -73,6 +82,11 @@ impl EngineStats {
             self.overruns.fetch_add(1, Relaxed);
         }
         self.alloc_violations.store(violations, Relaxed);
+    }
+    pub(crate) fn note_level(&self, peak: f32, rms: f32) {
+        // Non-negative floats order like their bits.
+        self.output_peak.fetch_max(peak.to_bits(), Relaxed);
+        self.output_rms.store(rms.to_bits(), Relaxed);
     }
     pub(crate) fn note_overrun(&self) {
         self.overruns.fetch_add(1, Relaxed);
@@ -118,6 +132,8 @@ impl EngineStats {
             input_queue_high_water: self.input_queue_high.load(Relaxed),
             alloc_violations: self.alloc_violations.load(Relaxed),
             allocations_in_panics: crate::alloc_guard::in_panics(),
+            output_peak: f32::from_bits(self.output_peak.swap(0, Relaxed)),
+            output_rms: f32::from_bits(self.output_rms.load(Relaxed)),
         }
     }
 }

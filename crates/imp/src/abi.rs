@@ -15,10 +15,13 @@ use core::mem::{align_of, offset_of, size_of};
 
 /// Version of this ABI. Bumped on any change of meaning that the layout
 /// fingerprint cannot see (for example a new rule about who frees what).
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Name of the one symbol every imp library exports.
 pub const ENTRY_SYMBOL: &[u8] = b"impresario_imp_library\0";
+
+/// Most audio channels an RT part can write (the engine's bus is stereo).
+pub const MAX_AUDIO_CHANNELS: u32 = 2;
 
 /// Size of the buffer through which an RT part hands its transient state
 /// (held notes, arpeggiator phase, ...) to its successor during a hot swap.
@@ -213,6 +216,27 @@ pub struct BlockContext {
     pub tempo_bpm: f64,
     /// Number of frames in this block.
     pub frames: u32,
+    /// The block's audio output: `audio_channels` pointers to engine-owned
+    /// `f32` buffers of `frames` samples each, zeroed before the call (null
+    /// when the part writes no audio). Sample `i` sounds at frame `i`, on
+    /// the same clock as the MIDI events' frames.
+    pub audio: *const *mut f32,
+    /// Number of audio channels behind `audio` (0 when none).
+    pub audio_channels: u32,
+}
+
+impl BlockContext {
+    /// A block without audio buffers.
+    pub fn new(sample_position: u64, sample_rate: f64, tempo_bpm: f64, frames: u32) -> Self {
+        BlockContext {
+            sample_position,
+            sample_rate,
+            tempo_bpm,
+            frames,
+            audio: core::ptr::null(),
+            audio_channels: 0,
+        }
+    }
 }
 
 /// Functions the host hands to a library at `init`. The host keeps this
@@ -249,6 +273,9 @@ pub struct HostTable {
     pub port_close: unsafe extern "C" fn(id: i64),
     /// 1 while the port (and the device it is bound to) is there, else 0. Control thread.
     pub port_alive: unsafe extern "C" fn(id: i64) -> u8,
+    /// The engine's sample rate in Hz (the rate an imp renders audio at).
+    /// Any thread.
+    pub sample_rate: unsafe extern "C" fn() -> f64,
 }
 
 /// `port_open`: the device or peer port is absent; retry later.
@@ -287,6 +314,9 @@ pub struct RtInstance {
     ) -> Status,
     /// Drops the state. Never on the engine thread.
     pub drop: unsafe extern "C" fn(state: *mut c_void),
+    /// Audio channels the part writes (0 = MIDI only, at most
+    /// [`MAX_AUDIO_CHANNELS`]).
+    pub audio_channels: u32,
 }
 
 /// The entry table a library exports through [`ENTRY_SYMBOL`].
@@ -378,7 +408,7 @@ const fn fnv(mut hash: u64, value: u64) -> u64 {
 /// Host and library must agree on it; a change in any `#[repr(C)]` type
 /// here changes it, even when someone forgot to bump [`ABI_VERSION`].
 pub const fn layout_fingerprint() -> u64 {
-    let items: [usize; 43] = [
+    let items: [usize; 48] = [
         size_of::<BytesRef>(),
         align_of::<BytesRef>(),
         offset_of!(BytesRef, present),
@@ -398,17 +428,22 @@ pub const fn layout_fingerprint() -> u64 {
         offset_of!(BlockContext, sample_rate),
         offset_of!(BlockContext, tempo_bpm),
         offset_of!(BlockContext, frames),
+        offset_of!(BlockContext, audio),
+        offset_of!(BlockContext, audio_channels),
         size_of::<HostTable>(),
         offset_of!(HostTable, alloc),
         offset_of!(HostTable, log),
         offset_of!(HostTable, port_open),
         offset_of!(HostTable, port_alive),
+        offset_of!(HostTable, sample_rate),
         size_of::<RtInstance>(),
         offset_of!(RtInstance, process),
         offset_of!(RtInstance, save_transient),
         offset_of!(RtInstance, restore_transient),
         offset_of!(RtInstance, all_notes_off),
         offset_of!(RtInstance, drop),
+        offset_of!(RtInstance, audio_channels),
+        MAX_AUDIO_CHANNELS as usize,
         size_of::<LibraryTable>(),
         offset_of!(LibraryTable, name),
         offset_of!(LibraryTable, build_id),

@@ -122,7 +122,10 @@ unsafe extern "C" fn create<T: Imp>(
             })?),
             None => None,
         };
-        let imp = T::create(&CreateContext::new(name), config, frozen)?;
+        let sample_rate = crate::host_alloc::host()
+            .map(|h| (h.sample_rate)())
+            .unwrap_or(48_000.0);
+        let imp = T::create(&CreateContext::new(name, sample_rate), config, frozen)?;
         *handle = Box::into_raw(Box::new(imp)) as *mut c_void;
         Ok(())
     })
@@ -224,6 +227,7 @@ fn rt_instance<R: RtPart>(part: Box<R>) -> RtInstance {
         restore_transient: rt_restore::<R>,
         all_notes_off: rt_all_notes_off::<R>,
         drop: rt_drop::<R>,
+        audio_channels: R::AUDIO_CHANNELS.min(MAX_AUDIO_CHANNELS),
     }
 }
 
@@ -260,7 +264,7 @@ unsafe extern "C" fn rt_process<R: RtPart>(
         } else {
             std::slice::from_raw_parts_mut(output, output_cap)
         };
-        let mut writer = EventWriter::new(out);
+        let mut writer = EventWriter::with_audio(out, &*ctx);
         part.process(&*ctx, input, &mut writer);
         *output_len = writer.len();
     })

@@ -54,10 +54,12 @@ mod log;
 pub mod ports;
 mod traits;
 
-pub use abi::{event_kind, BlockContext, RtEvent, ABI_VERSION, TRANSIENT_BYTES};
+pub use abi::{
+    event_kind, BlockContext, RtEvent, ABI_VERSION, MAX_AUDIO_CHANNELS, TRANSIENT_BYTES,
+};
 pub use error::{ErrorKind, ImpError};
 pub use host_alloc::HostAllocator;
-pub use traits::{CreateContext, EventWriter, Imp, NoRt, RtPart};
+pub use traits::{AudioOut, CreateContext, EventWriter, Imp, NoRt, RtPart};
 
 #[doc(hidden)]
 pub use serde_json as __serde_json;

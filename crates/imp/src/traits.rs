@@ -19,17 +19,24 @@ use serde_json::Value;
 #[derive(Clone, Debug)]
 pub struct CreateContext {
     name: String,
+    sample_rate: f64,
 }
 
 impl CreateContext {
     #[doc(hidden)]
-    pub fn new(name: String) -> CreateContext {
-        CreateContext { name }
+    pub fn new(name: String, sample_rate: f64) -> CreateContext {
+        CreateContext { name, sample_rate }
     }
 
     /// The imp's name in `realm.toml` (e.g. `keys`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The engine's sample rate in Hz: the rate to render audio at (every
+    /// block's `BlockContext::sample_rate` says the same).
+    pub fn sample_rate(&self) -> f64 {
+        self.sample_rate
     }
 }
 
@@ -145,9 +152,14 @@ pub trait Imp: Sized + Send + 'static {
 /// the engine's allocation guard catches allocations in tests. The value is
 /// created and dropped on the control thread.
 pub trait RtPart: Send + 'static {
+    /// Audio channels this part writes through [`EventWriter::audio`]
+    /// (0: MIDI only; 1 or 2). The engine mixes them into its output bus.
+    const AUDIO_CHANNELS: u32 = 0;
+
     /// Processes one block: `input` holds this block's events for the imp
-    /// in frame order; write output events with `out`. Engine thread; no
-    /// allocation.
+    /// in frame order; write output events with `out`, and audio (when
+    /// [`RtPart::AUDIO_CHANNELS`] > 0) into `out.audio()`. Engine thread;
+    /// no allocation.
     fn process(&mut self, ctx: &BlockContext, input: &[RtEvent], out: &mut EventWriter<'_>);
 
     /// Writes the transient state (held notes, phases) for a successor
@@ -182,21 +194,109 @@ impl RtPart for NoRt {
     }
 }
 
-/// Writes events into the engine's preallocated output buffer.
+/// Writes events into the engine's preallocated output buffer, and gives
+/// access to the block's audio output.
 pub struct EventWriter<'a> {
     buf: &'a mut [RtEvent],
     len: usize,
     dropped: usize,
+    audio: AudioOut<'a>,
+}
+
+/// The block's audio output: engine-owned `f32` buffers, one per channel,
+/// `frames` samples long, zeroed at the start of the block. Add to them
+/// (`+=`) or overwrite; sample `i` sounds at frame `i`.
+pub struct AudioOut<'a> {
+    channels: [*mut f32; crate::abi::MAX_AUDIO_CHANNELS as usize],
+    count: usize,
+    frames: usize,
+    _buffers: core::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl AudioOut<'_> {
+    /// No audio.
+    pub fn none() -> AudioOut<'static> {
+        AudioOut {
+            channels: [core::ptr::null_mut(); crate::abi::MAX_AUDIO_CHANNELS as usize],
+            count: 0,
+            frames: 0,
+            _buffers: core::marker::PhantomData,
+        }
+    }
+
+    /// Number of channels (0 when the part declared none).
+    pub fn channels(&self) -> usize {
+        self.count
+    }
+
+    /// Frames per channel in this block.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Channel `i`, or `None` past the last one.
+    pub fn channel(&mut self, i: usize) -> Option<&mut [f32]> {
+        if i >= self.count {
+            return None;
+        }
+        // SAFETY: the engine hands `count` distinct buffers of `frames`
+        // samples, valid and unaliased for the whole call (`'a`).
+        Some(unsafe { core::slice::from_raw_parts_mut(self.channels[i], self.frames) })
+    }
+
+    /// Left and right (a mono part gets `None`).
+    pub fn stereo(&mut self) -> Option<(&mut [f32], &mut [f32])> {
+        if self.count < 2 {
+            return None;
+        }
+        // SAFETY: as in `channel`; the two buffers are distinct.
+        unsafe {
+            Some((
+                core::slice::from_raw_parts_mut(self.channels[0], self.frames),
+                core::slice::from_raw_parts_mut(self.channels[1], self.frames),
+            ))
+        }
+    }
 }
 
 impl<'a> EventWriter<'a> {
-    /// Wraps a caller-owned buffer.
+    /// Wraps a caller-owned buffer (no audio).
     pub fn new(buf: &'a mut [RtEvent]) -> EventWriter<'a> {
         EventWriter {
             buf,
             len: 0,
             dropped: 0,
+            audio: AudioOut::none(),
         }
+    }
+
+    /// Wraps a caller-owned event buffer and the block's audio buffers.
+    ///
+    /// # Safety
+    /// `ctx.audio` must point at `ctx.audio_channels` distinct, valid
+    /// buffers of `ctx.frames` samples that outlive `'a` (the engine's).
+    #[doc(hidden)]
+    pub unsafe fn with_audio(buf: &'a mut [RtEvent], ctx: &BlockContext) -> EventWriter<'a> {
+        let mut audio = AudioOut::none();
+        if !ctx.audio.is_null() {
+            audio.count = (ctx.audio_channels as usize).min(audio.channels.len());
+            audio.frames = ctx.frames as usize;
+            for i in 0..audio.count {
+                audio.channels[i] = *ctx.audio.add(i);
+            }
+        }
+        EventWriter {
+            buf,
+            len: 0,
+            dropped: 0,
+            audio,
+        }
+    }
+
+    /// The block's audio output (no channels unless the part declared
+    /// [`RtPart::AUDIO_CHANNELS`]).
+    pub fn audio(&mut self) -> &mut AudioOut<'a> {
+        &mut self.audio
     }
 
     /// Appends an event; returns false (and counts it) when the buffer is full.

@@ -65,6 +65,22 @@ unsafe extern "C" fn host_port_alive(id: i64) -> u8 {
     u64::try_from(id).is_ok_and(crate::ports::alive) as u8
 }
 
+/// The engine's sample rate as the imps see it (f64 bits).
+static SAMPLE_RATE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Tells the imps created from now on the engine's sample rate. Call
+/// before the realm creates its imps.
+pub fn set_sample_rate(rate: f64) {
+    SAMPLE_RATE.store(rate.to_bits(), std::sync::atomic::Ordering::Relaxed);
+}
+
+unsafe extern "C" fn host_sample_rate() -> f64 {
+    match f64::from_bits(SAMPLE_RATE.load(std::sync::atomic::Ordering::Relaxed)) {
+        r if r > 0.0 => r,
+        _ => 48_000.0,
+    }
+}
+
 unsafe extern "C" fn host_alloc(size: usize, align: usize) -> *mut u8 {
     std::alloc::alloc(Layout::from_size_align_unchecked(size, align))
 }
@@ -119,4 +135,5 @@ pub(crate) static HOST_TABLE: HostTable = HostTable {
     port_open: host_port_open,
     port_close: host_port_close,
     port_alive: host_port_alive,
+    sample_rate: host_sample_rate,
 };

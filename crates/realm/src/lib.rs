@@ -17,5 +17,6 @@ pub mod protocol;
 pub mod supervisor;
 pub mod watch;
 
+pub use host::set_sample_rate;
 pub use protocol::{Reply, Request};
 pub use supervisor::{Lifecycle, Message, Realm};

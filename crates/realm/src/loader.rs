@@ -328,6 +328,7 @@ impl ImpHandle {
             restore_transient: noop_buf_const,
             all_notes_off: noop_off,
             drop: noop_drop,
+            audio_channels: 0,
         };
         let mut err = ImpBytes::EMPTY;
         // SAFETY: valid pointers for the call.

@@ -67,6 +67,8 @@ fn book() -> std::sync::MutexGuard<'static, Book> {
 pub fn open(slot: usize, imp: &str, spec: &PortSpec) -> Result<u64, PortError> {
     let service =
         service().ok_or_else(|| PortError::Invalid("this process has no MIDI backend".into()))?;
+    // A held port of this slot and direction that the new one replaces.
+    let mut replaced = None;
     {
         let mut book = book();
         let held = book.held.clone();
@@ -74,24 +76,42 @@ pub fn open(slot: usize, imp: &str, spec: &PortSpec) -> Result<u64, PortError> {
             let Some((s, open_spec)) = book.open.get(&id) else {
                 continue;
             };
-            if *s != slot {
+            if *s != slot || open_spec.direction != spec.direction {
                 continue;
             }
             if open_spec == spec {
                 book.held.retain(|h| *h != id);
                 return Ok(id);
             }
-            if open_spec.direction == spec.direction && open_spec.name == spec.name {
+            let same_name = open_spec.name == spec.name;
+            book.held.retain(|h| *h != id);
+            if same_name {
                 // Same own port name, another peer: the old one must go
                 // first so that the name is free.
-                book.held.retain(|h| *h != id);
                 book.open.remove(&id);
                 service.close(id);
+            } else {
+                replaced = Some(id);
             }
         }
     }
-    let id = service.open(slot, imp, spec)?;
+    let id = match service.open(slot, imp, spec) {
+        Ok(id) => id,
+        Err(e) => {
+            // The old one closes when the hold ends, as it would have.
+            if let Some(old) = replaced {
+                book().held.push(old);
+            }
+            return Err(e);
+        }
+    };
     book().open.insert(id, (slot, spec.clone()));
+    // Right after the new port is in place, the old one closes (ending
+    // what sounds on it): at most one cycle has both.
+    if let Some(old) = replaced {
+        book().open.remove(&old);
+        service.close(old);
+    }
     Ok(id)
 }
 

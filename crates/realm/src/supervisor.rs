@@ -108,6 +108,8 @@ impl Realm {
             vault::OpenReport::Recovered { .. } => {}
         }
         let text = std::fs::read_to_string(&config.path).unwrap_or_default();
+        // Imps render at the engine's rate (JACK's, when JACK drives it).
+        crate::host::set_sample_rate(engine.config().sample_rate as f64);
         let mut realm = Realm {
             config: RealmConfig {
                 imps: BTreeMap::new(),
@@ -960,6 +962,8 @@ impl Realm {
                 "input_queue_high_water": e.input_queue_high_water,
                 "alloc_violations": e.alloc_violations,
                 "allocations_in_panics": e.allocations_in_panics,
+                "output_peak": e.output_peak,
+                "output_rms": e.output_rms,
             },
         })
     }
