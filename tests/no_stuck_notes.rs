@@ -20,7 +20,10 @@ struct Stage {
 
 impl Stage {
     fn new(observers: &[&str]) -> Stage {
-        let mut jack = JackServer::start();
+        // 1024-frame cycles (21 ms): on a loaded machine a client that
+        // misses a short cycle's deadline loses that cycle's events, which
+        // would look like a note-on or note-off impresario never sent.
+        let mut jack = JackServer::start_with_period(1024);
         let dir = tempfile::tempdir().unwrap();
         let mut dumps = Vec::new();
         for name in observers {
@@ -601,7 +604,7 @@ fn a_port_rebuilt_under_a_dense_stream_loses_no_event() {
     d.assert_no_engine_allocations();
     let seen = stage.observed();
     let events: Vec<&Vec<u8>> = seen["synth"].iter().filter(|e| e[1] != 0x7f).collect();
-    assert!(events.len() > 400, "{} events", events.len());
+    assert!(events.len() > 50, "{} events", events.len());
     // The stream's k-th event: note k / 2, on for even k, off for odd.
     let index = |e: &Vec<u8>| (e[1] as u64) * 2 + u64::from(e[0] & 0xF0 == 0x80);
     let breaks: Vec<(usize, &Vec<u8>, &Vec<u8>)> = events

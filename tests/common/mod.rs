@@ -228,11 +228,19 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // Every daemon-level test ends with the allocation guard at zero.
-        if !std::thread::panicking() && self.child.is_some() {
-            self.assert_no_engine_allocations();
-        }
+        // Every daemon-level test ends with the allocation guard at zero;
+        // the daemon is killed whatever the check says.
+        let checked = if !std::thread::panicking() && self.child.is_some() {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.assert_no_engine_allocations()
+            }))
+        } else {
+            Ok(())
+        };
         self.kill();
+        if let Err(failure) = checked {
+            std::panic::resume_unwind(failure);
+        }
     }
 }
 
@@ -396,12 +404,21 @@ impl JackServer {
     /// One server at a time per test binary: two dummy servers starting at
     /// once get in each other's way.
     pub fn start() -> JackServer {
+        Self::start_with_period(128)
+    }
+
+    /// Starts `jackd -d dummy` at 48 kHz with `period` frames per cycle. A
+    /// long period gives the clients slack on a loaded machine, where a
+    /// client that misses a short cycle's deadline loses that cycle's events.
+    pub fn start_with_period(period: u32) -> JackServer {
         let guard = JACK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        clear_stale_jack_registry();
+        let period = period.to_string();
         let name = format!("impresario-test-{}-{:x}", std::process::id(), rand_u64());
         let child = Command::new("jackd")
             .args([
                 "-n", &name, "-R", "-P", "70", "-p", "32", "-d", "dummy", "-r", "48000", "-p",
-                "128",
+                &period,
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -470,6 +487,39 @@ impl JackServer {
             .output()
             .expect("jack_lsp");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// True while a `jackd` process runs (zombies do not count).
+fn a_jack_server_runs() -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    procs.flatten().any(|p| {
+        let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+        // `pid (comm) S ...`: the state follows the closing parenthesis.
+        let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next());
+        comm.trim() == "jackd" && state != Some(Some('Z'))
+    })
+}
+
+/// JACK keeps a registry of at most 8 servers in shared memory, and a
+/// server that died without cleaning up (SIGKILL, a killed test run) keeps
+/// its entry for good: after a few, no server starts ("Too many servers
+/// already active"). With no server running, the registry holds nothing
+/// worth keeping, so it is removed and JACK makes a new one.
+pub fn clear_stale_jack_registry() {
+    if a_jack_server_runs() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir("/dev/shm") else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("jack") {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

@@ -91,6 +91,36 @@ fn ensure_packages(packages: &[&[(&str, &str)]]) {
     run(install);
 }
 
+/// JACK keeps a registry of at most 8 servers in shared memory; a server
+/// that died without cleaning up (a killed test run) keeps its entry, and
+/// after a few no server starts ("Too many servers already active"). The
+/// tests start their own servers, so with none running the stale registry
+/// is removed before they run.
+fn clear_stale_jack_registry() {
+    let running = std::fs::read_dir("/proc").map_or(true, |procs| {
+        procs.flatten().any(|p| {
+            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, r)| r.starts_with('Z'));
+            comm.trim() == "jackd" && !zombie
+        })
+    });
+    if running {
+        return;
+    }
+    for e in std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().starts_with("jack") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let task = args.next().unwrap_or_default();
@@ -117,6 +147,7 @@ fn main() {
             let mut build = cargo();
             build.args(["build", "--workspace", "--all-targets"]);
             run(build);
+            clear_stale_jack_registry();
             let mut test = cargo();
             test.args(["test", "--workspace", "--no-fail-fast"])
                 .args(&rest);
