@@ -256,7 +256,7 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
         e["alloc_violations"],
     );
     println!(
-        "vault: {} (generation {}){}; {} library builds mapped",
+        "vault: {} (generation {}){}; {} library builds mapped ({:.1} MB)",
         v["vault"]["path"].as_str().unwrap_or("?"),
         v["vault"]["generation"],
         v["vault"]["last_error"]
@@ -264,6 +264,7 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
             .map(|e| format!(", LAST WRITE FAILED: {e}"))
             .unwrap_or_default(),
         v["loaded_builds"],
+        v["mapped_build_bytes"].as_f64().unwrap_or(0.0) / 1e6,
     );
     Ok(())
 }
@@ -333,5 +334,6 @@ fn run(realm_path: &Path) -> Result<()> {
     running.stop();
     drop(realm);
     let _ = std::fs::remove_file(&settings.socket);
+    realm::loader::remove_private_dir();
     Ok(())
 }

@@ -16,7 +16,9 @@
 //! thaws the old imps again, so they keep running, and is reported.
 
 use crate::config::{ImpSpec, RealmConfig};
-use crate::loader::{library_file_name, loaded_builds, CallError, ImpHandle, Library};
+use crate::loader::{
+    library_file_name, loaded_builds, loaded_bytes, CallError, ImpHandle, Library, LibraryImage,
+};
 use crate::protocol::{Reply, Request};
 use engine::{EngineHandle, Routing, Wire, MAX_SLOTS};
 use imp::RtEvent;
@@ -59,6 +61,30 @@ struct LibState {
     current: Option<Arc<Library>>,
     last_error: Option<String>,
     reloads: u64,
+    /// Reloads skipped because the file held the build already live.
+    identical_skipped: u64,
+    /// The file that was last refused (not tried again until it changes).
+    refused: Option<FileStamp>,
+}
+
+/// What tells one version of a file from the next without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    ino: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+            ino: m.ino(),
+        })
+    }
 }
 
 /// What reaches the supervisor's loop.
@@ -168,6 +194,11 @@ impl Realm {
             }
             return None;
         }
+        let stamp = FileStamp::of(&path);
+        if stamp.is_some() && state.refused == stamp {
+            // Refused as it is now: tried again when the file changes.
+            return None;
+        }
         let loaded = Library::load(&path)
             .map_err(|e| e.to_string())
             .and_then(|lib| {
@@ -175,6 +206,7 @@ impl Realm {
                     .map(|_| lib)
                     .map_err(|e| format!("{}: on_after_load failed: {e}", path.display()))
             });
+        state.refused = if loaded.is_err() { stamp } else { None };
         match loaded {
             Ok(lib) => {
                 tracing::info!("loaded library {} build {}", lib.name(), lib.build_id());
@@ -494,21 +526,49 @@ impl Realm {
             .map(|(n, _)| n.clone())
             .collect();
         let started = Instant::now();
-        let lib = match Library::load(&path) {
-            Ok(lib) => lib,
-            Err(e) => {
-                let msg = e.to_string();
-                tracing::error!("reload of {library} refused: {msg}");
-                self.libraries
-                    .entry(library.to_string())
-                    .or_default()
-                    .last_error = Some(msg.clone());
-                for n in &names {
-                    self.imps.get_mut(n).expect("present").last_error =
-                        Some(format!("new build refused: {msg}"));
-                }
-                return Err(msg);
+        let refuse = |realm: &mut Realm, msg: String| {
+            tracing::error!("reload of {library} refused: {msg}");
+            let state = realm.libraries.entry(library.to_string()).or_default();
+            state.last_error = Some(msg.clone());
+            state.refused = FileStamp::of(&path);
+            for n in &names {
+                realm.imps.get_mut(n).expect("present").last_error =
+                    Some(format!("new build refused: {msg}"));
             }
+            msg
+        };
+        let image = match LibraryImage::read(&path) {
+            Ok(image) => image,
+            Err(e) => return Err(refuse(self, e.to_string())),
+        };
+        if let Some(state) = self.libraries.get_mut(library) {
+            if let Some(current) = state.current.as_ref() {
+                if current.content_hash() == image.hash() {
+                    // The same bytes as the live build: loading them would
+                    // only map another copy.
+                    tracing::info!(
+                        "{library}: the file holds build {}, which is live; nothing to reload",
+                        current.build_id()
+                    );
+                    state.identical_skipped += 1;
+                    if state.last_error.take().is_some() {
+                        for n in &names {
+                            let s = self.imps.get_mut(n).expect("present");
+                            if s.last_error
+                                .as_deref()
+                                .is_some_and(|e| e.starts_with("new build refused"))
+                            {
+                                s.last_error = None;
+                            }
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        let lib = match Library::load_image(image) {
+            Ok(lib) => lib,
+            Err(e) => return Err(refuse(self, e.to_string())),
         };
         let old = self.libraries.get(library).and_then(|l| l.current.clone());
         // Missing or failed imps get a fresh start on the new build.
@@ -533,6 +593,7 @@ impl Realm {
         let state = self.libraries.entry(library.to_string()).or_default();
         state.current = Some(lib.clone());
         state.last_error = None;
+        state.refused = None;
         if old.is_some() {
             state.reloads += 1;
         }
@@ -882,6 +943,7 @@ impl Realm {
                     json!({
                         "build_id": l.current.as_ref().map(|c| c.build_id()),
                         "reloads": l.reloads,
+                        "identical_skipped": l.identical_skipped,
                         "last_error": l.last_error,
                     }),
                 )
@@ -897,6 +959,7 @@ impl Realm {
             "imps": imps,
             "libraries": libraries,
             "loaded_builds": loaded_builds(),
+            "mapped_build_bytes": loaded_bytes(),
             "vault": {
                 "path": self.vault.path(),
                 "generation": self.vault.doc().generation,
