@@ -15,7 +15,7 @@
 //! state to the new one between two engine cycles. A failure at any step
 //! thaws the old imps again, so they keep running, and is reported.
 
-use crate::config::{ImpSpec, RealmConfig};
+use crate::config::{ConfigError, ImpSpec, RealmConfig};
 use crate::loader::{
     library_file_name, loaded_builds, loaded_bytes, CallError, ImpHandle, Library, LibraryImage,
 };
@@ -103,6 +103,11 @@ pub struct Realm {
     applied_text: String,
     rejected_text: Option<String>,
     realm_error: Option<String>,
+    /// A changed realm.toml text waiting to settle, and since when.
+    realm_pending: Option<(String, Instant)>,
+    /// The inode of realm.toml when last read: a new one means the file
+    /// arrived by rename, complete.
+    realm_ino: Option<u64>,
     libraries: BTreeMap<String, LibState>,
     imps: BTreeMap<String, ImpState>,
     free_slots: Vec<usize>,
@@ -143,6 +148,8 @@ impl Realm {
             applied_text: String::new(),
             rejected_text: None,
             realm_error: None,
+            realm_pending: None,
+            realm_ino: file_ino(&config.path),
             libraries: BTreeMap::new(),
             imps: BTreeMap::new(),
             free_slots: (0..MAX_SLOTS).rev().collect(),
@@ -720,16 +727,49 @@ impl Realm {
         }
     }
 
-    /// Re-reads `realm.toml`; applies it when it changed and is valid.
+    /// Re-reads `realm.toml`; applies it when it changed, has settled and
+    /// is valid as a whole.
+    ///
+    /// Editors truncate and rewrite, or write a temporary file and rename
+    /// it. A new text is applied once it is unchanged for [`realm_settle`]
+    /// (or at once when the file arrived by rename, which editors do only
+    /// with a complete file), so a half-written file is never applied.
     fn check_realm_file(&mut self) {
         let path = self.config.path.clone();
         let Ok(text) = std::fs::read_to_string(&path) else {
             return;
         };
-        if text == self.applied_text || self.rejected_text.as_deref() == Some(text.as_str()) {
+        let ino = file_ino(&path);
+        if text == self.applied_text {
+            self.realm_pending = None;
+            self.realm_ino = ino;
+            if self.realm_error.take().is_some() {
+                tracing::info!(
+                    "{} is back to the applied text; the rejected edit is forgotten",
+                    path.display()
+                );
+            }
+            self.rejected_text = None;
             return;
         }
-        match RealmConfig::parse(&path, &text) {
+        if self.rejected_text.as_deref() == Some(text.as_str()) {
+            self.realm_pending = None;
+            return;
+        }
+        let renamed = ino.is_some() && ino != self.realm_ino;
+        let settled = self
+            .realm_pending
+            .as_ref()
+            .is_some_and(|(t, since)| *t == text && since.elapsed() >= self.realm_settle());
+        if !renamed && !settled {
+            if self.realm_pending.as_ref().is_none_or(|(t, _)| *t != text) {
+                self.realm_pending = Some((text, Instant::now()));
+            }
+            return;
+        }
+        self.realm_pending = None;
+        self.realm_ino = ino;
+        match RealmConfig::parse(&path, &text).and_then(|new| self.check_edit(new)) {
             Ok(new) => {
                 tracing::info!("{} changed: applying", path.display());
                 self.apply(new);
@@ -743,6 +783,70 @@ impl Realm {
                 self.rejected_text = Some(text);
             }
         }
+    }
+
+    /// Checks what only the running realm can check, before anything of
+    /// the edit is applied: a file that declares no imps does not remove
+    /// the running ones; every imp that is new or changed names a library
+    /// that exists, and its config is accepted by the imp's own parser (a
+    /// throwaway instance is created, frozen, and dropped; frozen imps hold
+    /// no resources). Control thread.
+    fn check_edit(&mut self, new: RealmConfig) -> Result<RealmConfig, ConfigError> {
+        if !new.imps_declared && !self.imps.is_empty() {
+            return Err(ConfigError::at(
+                &new.path,
+                (1, 1),
+                "the file declares no imps (empty, or still being written?): the running imps are kept; \
+                 to remove every imp, declare an empty `[imps]` table"
+                    .into(),
+            ));
+        }
+        for (name, spec) in &new.imps {
+            if self.imps.get(name).is_some_and(|s| s.spec == *spec) {
+                continue;
+            }
+            let at = new.locations.get(name).copied().unwrap_or_default();
+            let loaded = self
+                .libraries
+                .get(&spec.library)
+                .and_then(|l| l.current.clone());
+            let lib = match loaded {
+                Some(lib) => lib,
+                None => {
+                    let file = self.library_path(&spec.library);
+                    if !file.exists() {
+                        return Err(ConfigError::at(
+                            &new.path,
+                            at.library,
+                            format!(
+                                "imp `{name}`: library `{}` is not in {} (no {}); fix the name, or build it first \
+                                 (`cargo build --release -p {}`)",
+                                spec.library,
+                                self.config.settings.library_dir.display(),
+                                library_file_name(&spec.library),
+                                spec.library
+                            ),
+                        ));
+                    }
+                    match self.ensure_library(&spec.library) {
+                        Some(lib) => lib,
+                        // Refused (being rebuilt?): the imp waits, missing.
+                        None => continue,
+                    }
+                }
+            };
+            if let Err(e) = lib.create(name, &spec.config, None) {
+                return Err(ConfigError::at(
+                    &new.path,
+                    at.config,
+                    format!(
+                        "imp `{name}`: its config is refused by {}: {e}",
+                        spec.library
+                    ),
+                ));
+            }
+        }
+        Ok(new)
     }
 
     // ---- the loop -----------------------------------------------------------
@@ -833,20 +937,39 @@ impl Realm {
         }
     }
 
+    fn realm_settle(&self) -> Duration {
+        realm_settle(self.config.settings.reconcile_ms)
+    }
+
     fn reload_debounce(&self) -> Duration {
         Duration::from_millis(self.config.settings.reload_debounce_ms)
     }
 
-    /// When the next library whose file changed will have settled.
+    /// When the next library whose file changed, or a changed realm.toml,
+    /// will have settled.
     fn next_respawn(&self) -> Option<Instant> {
-        self.pending_libraries
+        let library = self
+            .pending_libraries
             .values()
             .min()
-            .map(|t| *t + self.reload_debounce())
+            .map(|t| *t + self.reload_debounce());
+        let realm = self
+            .realm_pending
+            .as_ref()
+            .map(|(_, t)| *t + self.realm_settle());
+        library.into_iter().chain(realm).min()
     }
 
-    /// Respawns every library whose file has not changed for the debounce time.
+    /// Respawns every library whose file has not changed for the debounce
+    /// time, and applies a realm.toml edit that has settled.
     fn respawn_due(&mut self) {
+        if self
+            .realm_pending
+            .as_ref()
+            .is_some_and(|(_, t)| t.elapsed() >= self.realm_settle())
+        {
+            self.check_realm_file();
+        }
         let debounce = self.reload_debounce();
         let due: Vec<String> = self
             .pending_libraries
@@ -1045,6 +1168,17 @@ impl Lifecycle {
             other => other,
         }
     }
+}
+
+/// How long a changed realm.toml must stay unchanged before it is applied:
+/// half a reconcile period, between 20 and 100 ms.
+fn realm_settle(reconcile_ms: u64) -> Duration {
+    Duration::from_millis((reconcile_ms / 2).clamp(20, 100))
+}
+
+fn file_ino(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
 /// The library a file in the library directory belongs to, if it is one.
