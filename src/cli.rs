@@ -123,10 +123,24 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("impresario: {e:#}");
+            eprintln!("impresario: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause said once: many errors
+/// already quote their cause in their own message.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Runs a `timeseq` subcommand; its exit code is the command's own (2: invalid script).
@@ -271,8 +285,8 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("IMPRESARIO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("IMPRESARIO_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,jack_sys=warn"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -301,7 +315,7 @@ fn run(realm_path: &Path) -> Result<()> {
                 settings.library_dir.display()
             )
         })?;
-    control::serve(&settings.socket, tx.clone()).with_context(|| {
+    let _control = control::serve(&settings.socket, tx.clone()).with_context(|| {
         format!(
             "cannot open the control socket {}",
             settings.socket.display()
