@@ -192,14 +192,36 @@ fn ports() -> Result<()> {
     Ok(())
 }
 
+/// The bytes of `impresario send`: each one or two hex digits, with an
+/// optional `0x`; together one well-formed MIDI message. A lone status byte
+/// is refused unless the MIDI spec makes it a whole message (the one-byte
+/// system real-time and tune-request messages: `f6`, `f8`, `fa`-`fc`, `fe`,
+/// and `ff`, system reset, which real devices do act on); `f0` starts a
+/// SysEx, which `send` does not carry.
 fn parse_hex(bytes: &[String]) -> Result<Vec<u8>> {
-    bytes
+    let bytes = bytes
         .iter()
         .map(|b| {
-            u8::from_str_radix(b.trim_start_matches("0x"), 16)
-                .with_context(|| format!("`{b}` is not a hexadecimal byte (00 to ff)"))
+            let digits = b
+                .strip_prefix("0x")
+                .or_else(|| b.strip_prefix("0X"))
+                .unwrap_or(b);
+            if digits.is_empty()
+                || digits.len() > 2
+                || !digits.chars().all(|c| c.is_ascii_hexdigit())
+            {
+                bail!("`{b}` is not a hexadecimal byte (00 to ff, optionally written 0x..)");
+            }
+            Ok(u8::from_str_radix(digits, 16).expect("checked hex digits"))
         })
-        .collect()
+        .collect::<Result<Vec<u8>>>()?;
+    midi::ShortMessage::from_bytes(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: send takes one complete MIDI message, a status byte (80 to ff) and its data bytes \
+             (00 to 7f), e.g. `90 3c 64` (note-on) or `b0 07 64` (control change)"
+        )
+    })?;
+    Ok(bytes)
 }
 
 fn socket_of(realm_path: &Path) -> Result<PathBuf> {
@@ -350,4 +372,42 @@ fn run(realm_path: &Path) -> Result<()> {
     let _ = std::fs::remove_file(&settings.socket);
     realm::loader::remove_private_dir();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_hex;
+
+    fn hex(args: &[&str]) -> Result<Vec<u8>, String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse_hex(&args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn well_formed_messages_pass() {
+        assert_eq!(hex(&["90", "3c", "64"]), Ok(vec![0x90, 0x3c, 0x64]));
+        assert_eq!(hex(&["0xC0", "5"]), Ok(vec![0xc0, 5]));
+        assert_eq!(
+            hex(&["ff"]),
+            Ok(vec![0xff]),
+            "system reset is a whole message"
+        );
+        assert_eq!(hex(&["f8"]), Ok(vec![0xf8]));
+    }
+
+    #[test]
+    fn malformed_messages_say_why() {
+        for (args, why) in [
+            (&["90"][..], "needs 3 bytes"),
+            (&["f0"], "not the status byte"),
+            (&["0x0x90"], "not a hexadecimal byte"),
+            (&["+90"], "not a hexadecimal byte"),
+            (&["3c", "64"], "not the status byte"),
+            (&["90", "80", "64"], "out of range"),
+            (&["123"], "not a hexadecimal byte"),
+        ] {
+            let e = hex(args).unwrap_err();
+            assert!(e.contains(why), "{args:?}: {e}");
+        }
+    }
 }

@@ -206,3 +206,44 @@ fn no_jack_server_is_one_info_line_not_errors() {
     assert!(!log.contains("ERROR"), "{log}");
     assert_eq!(log.matches("MIDI backend:").count(), 1, "{log}");
 }
+
+#[test]
+fn send_delivers_only_well_formed_midi_messages() {
+    let d = Daemon::start(&["monitor"], MON);
+    d.wait_for("a to thaw", |s| imp_of(s, "a")["state"] == "thawed");
+    for (args, why) in [
+        (&["90"][..], "needs 3 bytes"),
+        (&["f0"], "not the status byte"),
+        (&["0x0x90"], "not a hexadecimal byte"),
+        (&["+90"], "not a hexadecimal byte"),
+    ] {
+        let mut cmd = vec!["send", "a"];
+        cmd.extend_from_slice(args);
+        let out = d.cli(&cmd);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was sent");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    // The daemon checks too (other clients than the CLI).
+    let socket = d.path("impresario.sock");
+    for bytes in [
+        vec![0x90],
+        vec![0xf0],
+        vec![0x90, 0x3c],
+        vec![0x3c, 0x64, 0x00],
+    ] {
+        let r = realm::control::request(
+            &socket,
+            &realm::Request::Send {
+                imp: "a".into(),
+                bytes: bytes.clone(),
+            },
+        )
+        .unwrap();
+        assert!(matches!(r, realm::Reply::Error(_)), "{bytes:?}: {r:?}");
+    }
+    d.send("a", &["ff"]);
+    d.send("a", &["90", "3c", "64"]);
+    let s = d.wait_for("two events", |s| imp_of(s, "a")["status"]["total"] == 2);
+    assert_eq!(imp_of(&s, "a")["status"]["counts"]["note_on"], 1);
+}

@@ -1005,8 +1005,13 @@ impl Realm {
                 let Some(s) = self.imps.get(&imp) else {
                     return Reply::Error(format!("no imp named `{imp}` in the realm"));
                 };
-                if bytes.is_empty() || bytes.len() > 3 {
-                    return Reply::Error("send takes one MIDI message of 1 to 3 bytes".into());
+                // One well-formed short message: a status byte and the
+                // number of data bytes it needs, each below 0x80.
+                if let Err(e) = midi::ShortMessage::from_bytes(&bytes) {
+                    return Reply::Error(format!(
+                        "send takes one complete MIDI message (status byte, then its data bytes, \
+                         each below 80): {e}"
+                    ));
                 }
                 match self.engine.inject(s.slot, RtEvent::midi(0, &bytes)) {
                     Ok(()) => Reply::Ok(json!({ "sent": bytes.len() })),
