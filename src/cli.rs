@@ -330,7 +330,7 @@ fn run(realm_path: &Path) -> Result<()> {
     let (running, handle) = backend::start(choice, &settings.jack_client_name, engine_config)?;
 
     let (tx, rx) = mpsc::channel();
-    let _watcher =
+    let watcher =
         realm::watch::watch_libraries(&settings.library_dir, tx.clone()).with_context(|| {
             format!(
                 "cannot watch the library directory {}",
@@ -360,6 +360,7 @@ fn run(realm_path: &Path) -> Result<()> {
         })?;
 
     let mut realm = Realm::new(config, handle).map_err(anyhow::Error::new)?;
+    realm.watch_libraries(watcher);
     tracing::info!(
         "realm {} is up; control socket {}",
         realm_path.display(),

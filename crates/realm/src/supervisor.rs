@@ -119,6 +119,7 @@ pub struct Realm {
     started: Instant,
     pending_libraries: BTreeMap<String, Instant>,
     ticks: u64,
+    library_watch: Option<crate::watch::LibraryWatch>,
 }
 
 fn err_text(e: &CallError) -> String {
@@ -161,6 +162,7 @@ impl Realm {
             started: Instant::now(),
             pending_libraries: BTreeMap::new(),
             ticks: 0,
+            library_watch: None,
         };
         if let vault::OpenReport::Recovered { .. } = report {
             realm.vault_changed_at = Some(Instant::now());
@@ -168,6 +170,12 @@ impl Realm {
         realm.apply(config);
         realm.applied_text = text;
         Ok(realm)
+    }
+
+    /// Hands over the watch on `library_dir`, which the realm re-arms when
+    /// the directory is removed and comes back (`cargo clean`).
+    pub fn watch_libraries(&mut self, watch: crate::watch::LibraryWatch) {
+        self.library_watch = Some(watch);
     }
 
     /// The realm's settings as applied.
@@ -544,6 +552,15 @@ impl Realm {
             }
             msg
         };
+        if !path.exists() {
+            // Removed (`cargo clean`, or a build in progress): nothing to load.
+            let msg = format!(
+                "library file {} is gone; the running build stays until a new one arrives",
+                path.display()
+            );
+            tracing::info!("{msg}");
+            return Err(msg);
+        }
         let image = match LibraryImage::read(&path) {
             Ok(image) => image,
             Err(e) => return Err(refuse(self, e.to_string())),
@@ -961,8 +978,12 @@ impl Realm {
     }
 
     /// Respawns every library whose file has not changed for the debounce
-    /// time, and applies a realm.toml edit that has settled.
+    /// time, applies a realm.toml edit that has settled, and re-arms the
+    /// library watch if its directory was recreated.
     fn respawn_due(&mut self) {
+        if let Some(w) = self.library_watch.as_mut() {
+            w.check();
+        }
         if self
             .realm_pending
             .as_ref()
