@@ -158,43 +158,113 @@ pub fn loaded_bytes() -> u64 {
     LOADED_BYTES.load(Ordering::Relaxed)
 }
 
-/// The contents of a library file, read whole and checked to be a complete
-/// ELF shared object. Control thread.
+/// A library build, copied into the daemon's private directory and checked
+/// there (the copy is what gets loaded, and nobody else can write it).
+/// Control thread.
 pub struct LibraryImage {
     source: PathBuf,
-    bytes: Vec<u8>,
+    copy: PathBuf,
+    len: u64,
     hash: u64,
 }
 
+impl Drop for LibraryImage {
+    fn drop(&mut self) {
+        // Loaded or not, the copy is not needed any more (a mapping stays
+        // valid after its file is removed).
+        let _ = std::fs::remove_file(&self.copy);
+    }
+}
+
 impl LibraryImage {
-    /// Reads `source` and checks it (see [`check_elf`]).
-    pub fn read(source: &Path) -> Result<LibraryImage, LoadError> {
-        let bytes = std::fs::read(source).map_err(|e| LoadError::Copy {
+    /// The identity of the build at `source` without copying it: checks
+    /// that the file is a complete ELF shared object and returns its
+    /// [`LibraryImage::hash`]. Cheap when the library carries a GNU build-id
+    /// note (the linker's hash of its contents; Debian's toolchain adds one):
+    /// only the headers are read.
+    pub fn identify(source: &Path) -> Result<u64, LoadError> {
+        let file = std::fs::File::open(source).map_err(|e| LoadError::Copy {
             path: source.to_path_buf(),
             reason: e.to_string(),
         })?;
-        check_elf(&bytes).map_err(|e| match e {
-            ElfProblem::NotElf(reason) => LoadError::Open {
-                path: source.to_path_buf(),
-                reason,
-            },
-            ElfProblem::Incomplete(reason) => LoadError::Incomplete {
-                path: source.to_path_buf(),
-                reason,
-            },
-        })?;
-        let hash = content_hash(&bytes);
-        Ok(LibraryImage {
-            source: source.to_path_buf(),
-            bytes,
-            hash,
-        })
+        identity_of(source, &file)
     }
 
-    /// A hash of the file's contents: two images with the same hash are the
-    /// same build, and reloading it would only map another copy.
+    /// Copies `source` (in the kernel, created exclusively, mode 0500) into
+    /// the private directory, then checks the copy (see [`check_elf`]).
+    pub fn read(source: &Path) -> Result<LibraryImage, LoadError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let copy_error = |e: std::io::Error| LoadError::Copy {
+            path: source.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let mut from = std::fs::File::open(source).map_err(copy_error)?;
+        let n = COPY_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("imp");
+        let copy = private_dir()
+            .map_err(copy_error)?
+            .join(format!("{stem}-{n}{}", std::env::consts::DLL_SUFFIX));
+        // Created exclusively: a file someone put there is never used.
+        let mut to = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o500)
+            .open(&copy)
+            .map_err(copy_error)?;
+        let mut image = LibraryImage {
+            source: source.to_path_buf(),
+            copy,
+            len: 0,
+            hash: 0,
+        };
+        image.len = std::io::copy(&mut from, &mut to).map_err(copy_error)?;
+        image.hash = identity_of(source, &to)?;
+        Ok(image)
+    }
+
+    /// The build's identity: the hash of its GNU build-id note, or of its
+    /// whole contents when it has none. Two images with the same hash are
+    /// the same build, and reloading it would only map another copy.
     pub fn hash(&self) -> u64 {
         self.hash
+    }
+}
+
+/// Checks `file` (whose name is `path`) and returns its identity.
+fn identity_of(path: &Path, file: &std::fs::File) -> Result<u64, LoadError> {
+    let len = file
+        .metadata()
+        .map_err(|e| LoadError::Copy {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?
+        .len();
+    let info = check_elf(&FileSource { file, len }).map_err(|e| match e {
+        ElfProblem::NotElf(reason) => LoadError::Open {
+            path: path.to_path_buf(),
+            reason,
+        },
+        ElfProblem::Incomplete(reason) => LoadError::Incomplete {
+            path: path.to_path_buf(),
+            reason,
+        },
+    })?;
+    match info.build_id {
+        Some(id) => Ok(content_hash(&id) ^ len.rotate_left(17)),
+        None => {
+            let mut bytes = Vec::with_capacity(len as usize);
+            use std::io::Read;
+            let mut f = file;
+            use std::io::Seek;
+            f.seek(std::io::SeekFrom::Start(0))
+                .and_then(|_| f.read_to_end(&mut bytes))
+                .map_err(|e| LoadError::Copy {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+            Ok(content_hash(&bytes))
+        }
     }
 }
 
@@ -213,6 +283,40 @@ fn content_hash(bytes: &[u8]) -> u64 {
     h ^ (h >> 31)
 }
 
+/// Random access to a file's bytes, for [`check_elf`].
+trait ElfSource {
+    fn len(&self) -> u64;
+    /// `n` bytes at `offset`; `None` when they are not all there.
+    fn read(&self, offset: u64, n: usize) -> Option<Vec<u8>>;
+}
+
+impl ElfSource for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read(&self, offset: u64, n: usize) -> Option<Vec<u8>> {
+        let start = usize::try_from(offset).ok()?;
+        self.get(start..start.checked_add(n)?).map(<[u8]>::to_vec)
+    }
+}
+
+struct FileSource<'a> {
+    file: &'a std::fs::File,
+    len: u64,
+}
+
+impl ElfSource for FileSource<'_> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read(&self, offset: u64, n: usize) -> Option<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; n];
+        self.file.read_exact_at(&mut buf, offset).ok()?;
+        Some(buf)
+    }
+}
+
 /// Why a file is not a loadable ELF shared object.
 #[derive(Debug, PartialEq)]
 enum ElfProblem {
@@ -222,65 +326,69 @@ enum ElfProblem {
     Incomplete(String),
 }
 
-/// Checks that `bytes` hold a complete ELF shared object of this machine's
+/// What [`check_elf`] found out.
+#[derive(Debug, PartialEq)]
+struct ElfInfo {
+    /// The GNU build-id note's bytes, if the library has one.
+    build_id: Option<Vec<u8>>,
+}
+
+/// Checks that `src` holds a complete ELF shared object of this machine's
 /// byte order: the ELF header, the program headers and the section headers
 /// lie inside the file, and so does the file range of every segment and of
 /// every section that has contents. Anything the dynamic loader would map
-/// is then backed by the file.
-fn check_elf(bytes: &[u8]) -> Result<(), ElfProblem> {
+/// is then backed by the file. Reads only the headers (and the notes).
+fn check_elf(src: &(impl ElfSource + ?Sized)) -> Result<ElfInfo, ElfProblem> {
     use ElfProblem::*;
-    let len = bytes.len() as u64;
-    if bytes.len() < 16 || &bytes[..4] != b"\x7fELF" {
-        return Err(
-            if bytes.is_empty() || b"\x7fELF".starts_with(&bytes[..bytes.len().min(4)]) {
-                Incomplete(format!("{len} bytes, shorter than an ELF header"))
-            } else {
-                NotElf("not an ELF shared object".into())
-            },
-        );
+    let len = src.len();
+    let Some(ident) = src.read(0, 16) else {
+        let head = src.read(0, len.min(4) as usize).unwrap_or_default();
+        return Err(if b"\x7fELF".starts_with(&head) {
+            Incomplete(format!("{len} bytes, shorter than an ELF header"))
+        } else {
+            NotElf("not an ELF shared object".into())
+        });
+    };
+    if &ident[..4] != b"\x7fELF" {
+        return Err(NotElf("not an ELF shared object".into()));
     }
-    let wide = match bytes[4] {
+    let wide = match ident[4] {
         1 => false,
         2 => true,
         c => return Err(NotElf(format!("unknown ELF class {c}"))),
     };
     let native = if cfg!(target_endian = "little") { 1 } else { 2 };
-    if bytes[5] != native {
+    if ident[5] != native {
         return Err(NotElf("ELF file of the other byte order".into()));
     }
-    let ehsize: u64 = if wide { 64 } else { 52 };
-    if len < ehsize {
+    let ehsize: usize = if wide { 64 } else { 52 };
+    let Some(eh) = src.read(0, ehsize) else {
         return Err(Incomplete(format!(
             "{len} bytes, shorter than its ELF header"
         )));
-    }
-    let u16_at = |o: u64| -> u64 {
-        let o = o as usize;
-        u16::from_ne_bytes([bytes[o], bytes[o + 1]]) as u64
     };
-    let u32_at = |o: u64| -> u64 {
-        let o = o as usize;
-        u32::from_ne_bytes(bytes[o..o + 4].try_into().expect("4 bytes")) as u64
-    };
-    let u64_at = |o: u64| -> u64 {
-        let o = o as usize;
-        u64::from_ne_bytes(bytes[o..o + 8].try_into().expect("8 bytes"))
-    };
-    let word = |o: u64| if wide { u64_at(o) } else { u32_at(o) };
-    if u16_at(16) != 3 {
+    let u16_at = |b: &[u8], o: usize| u16::from_ne_bytes([b[o], b[o + 1]]) as u64;
+    let u32_at =
+        |b: &[u8], o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes")) as u64;
+    let u64_at = |b: &[u8], o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    if u16_at(&eh, 16) != 3 {
         return Err(NotElf(format!(
             "ELF file of type {} is not a shared object",
-            u16_at(16)
+            u16_at(&eh, 16)
         )));
     }
     let (phoff, shoff) = if wide {
-        (u64_at(32), u64_at(40))
+        (u64_at(&eh, 32), u64_at(&eh, 40))
     } else {
-        (u32_at(28), u32_at(32))
+        (u32_at(&eh, 28), u32_at(&eh, 32))
     };
     let at = if wide { 54 } else { 42 };
-    let (phentsize, phnum, shentsize, mut shnum) =
-        (u16_at(at), u16_at(at + 2), u16_at(at + 4), u16_at(at + 6));
+    let (phentsize, phnum, shentsize, mut shnum) = (
+        u16_at(&eh, at),
+        u16_at(&eh, at + 2),
+        u16_at(&eh, at + 4),
+        u16_at(&eh, at + 6),
+    );
     let inside = |what: &str, off: u64, size: u64| -> Result<(), ElfProblem> {
         match off.checked_add(size) {
             Some(end) if end <= len => Ok(()),
@@ -298,14 +406,22 @@ fn check_elf(bytes: &[u8]) -> Result<(), ElfProblem> {
         return Err(NotElf(format!("program header size {phentsize}")));
     }
     inside("the program header table", phoff, phentsize * phnum)?;
+    let ph = src
+        .read(phoff, (phentsize * phnum) as usize)
+        .ok_or_else(|| Incomplete("the program headers cannot be read".into()))?;
+    let mut notes = Vec::new();
     for i in 0..phnum {
-        let h = phoff + i * phentsize;
+        let h = (i * phentsize) as usize;
         let (offset, filesz) = if wide {
-            (u64_at(h + 8), u64_at(h + 32))
+            (u64_at(&ph, h + 8), u64_at(&ph, h + 32))
         } else {
-            (u32_at(h + 4), u32_at(h + 16))
+            (u32_at(&ph, h + 4), u32_at(&ph, h + 16))
         };
         inside(&format!("segment {i}"), offset, filesz)?;
+        const PT_NOTE: u64 = 4;
+        if u32_at(&ph, h) == PT_NOTE && filesz <= 64 * 1024 {
+            notes.push((offset, filesz));
+        }
     }
     if shoff != 0 {
         if shentsize < min_sh {
@@ -314,28 +430,61 @@ fn check_elf(bytes: &[u8]) -> Result<(), ElfProblem> {
         inside("the first section header", shoff, shentsize)?;
         if shnum == 0 {
             // More sections than fit in e_shnum: the count is in section 0.
-            shnum = word(shoff + if wide { 32 } else { 20 });
+            let first = src
+                .read(shoff, shentsize as usize)
+                .ok_or_else(|| Incomplete("section 0 cannot be read".into()))?;
+            shnum = if wide {
+                u64_at(&first, 32)
+            } else {
+                u32_at(&first, 20)
+            };
         }
         inside(
             "the section header table",
             shoff,
             shentsize.saturating_mul(shnum),
         )?;
+        let sh = src
+            .read(shoff, (shentsize * shnum) as usize)
+            .ok_or_else(|| Incomplete("the section headers cannot be read".into()))?;
         for i in 0..shnum {
-            let h = shoff + i * shentsize;
+            let h = (i * shentsize) as usize;
             const SHT_NOBITS: u64 = 8;
-            if u32_at(h + 4) == SHT_NOBITS {
+            if u32_at(&sh, h + 4) == SHT_NOBITS {
                 continue;
             }
             let (offset, size) = if wide {
-                (u64_at(h + 24), u64_at(h + 32))
+                (u64_at(&sh, h + 24), u64_at(&sh, h + 32))
             } else {
-                (u32_at(h + 16), u32_at(h + 20))
+                (u32_at(&sh, h + 16), u32_at(&sh, h + 20))
             };
             inside(&format!("section {i}"), offset, size)?;
         }
     }
-    Ok(())
+    // The GNU build-id note: namesz, descsz, type (3), "GNU\0", the id.
+    let mut build_id = None;
+    for (offset, size) in notes {
+        let Some(n) = src.read(offset, size as usize) else {
+            continue;
+        };
+        let mut p = 0usize;
+        while p + 12 <= n.len() {
+            let namesz = u32_at(&n, p) as usize;
+            let descsz = u32_at(&n, p + 4) as usize;
+            let kind = u32_at(&n, p + 8);
+            let name_at = p + 12;
+            let desc_at = name_at + namesz.div_ceil(4) * 4;
+            let end = desc_at + descsz.div_ceil(4) * 4;
+            if desc_at + descsz > n.len() {
+                break;
+            }
+            if kind == 3 && namesz == 4 && &n[name_at..name_at + 4] == b"GNU\0" {
+                build_id = Some(n[desc_at..desc_at + descsz].to_vec());
+            }
+            p = end;
+        }
+    }
+    Ok(ElfInfo { build_id })
 }
 
 /// This daemon's private directory for library copies: created on first
@@ -429,37 +578,13 @@ impl Library {
         Self::load_image(LibraryImage::read(source)?)
     }
 
-    /// Loads a checked image: writes it to a new file in the private
-    /// directory (created exclusively), loads that, and removes it.
+    /// Loads a checked image from its private copy.
     pub fn load_image(image: LibraryImage) -> Result<Arc<Library>, LoadError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let source = image.source.as_path();
-        let copy_error = |e: std::io::Error| LoadError::Copy {
-            path: source.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let n = COPY_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("imp");
-        let copy = private_dir()
-            .map_err(copy_error)?
-            .join(format!("{stem}-{n}{}", std::env::consts::DLL_SUFFIX));
-        // Created exclusively: a file someone put there is never used.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o500)
-            .open(&copy)
-            .map_err(copy_error)?;
-        if let Err(e) = file.write_all(&image.bytes) {
-            let _ = std::fs::remove_file(&copy);
-            return Err(copy_error(e));
-        }
-        drop(file);
+        let copy = image.copy.clone();
         // SAFETY: loading runs the library's static constructors; imp
         // libraries are built from this workspace's `imp` crate.
         let opened = unsafe { libloading::Library::new(&copy) };
-        let _ = std::fs::remove_file(&copy);
         let lib = opened.map_err(|e| LoadError::Open {
             path: source.to_path_buf(),
             reason: e.to_string(),
@@ -467,7 +592,7 @@ impl Library {
         // Never unloaded: see the module docs.
         let lib: &'static libloading::Library = Box::leak(Box::new(lib));
         LOADED_BUILDS.fetch_add(1, Ordering::Relaxed);
-        LOADED_BYTES.fetch_add(image.bytes.len() as u64, Ordering::Relaxed);
+        LOADED_BYTES.fetch_add(image.len, Ordering::Relaxed);
         // SAFETY: the symbol has the signature `imp::export!` generates.
         let entry =
             unsafe { lib.get::<EntryFn>(ENTRY_SYMBOL) }.map_err(|_| LoadError::NotAnImp {
@@ -759,14 +884,21 @@ unsafe extern "C" fn noop_drop(_: *mut c_void) {}
 mod tests {
     use super::*;
 
+    /// Tests that copy files take turns (the copy counter names the files).
+    static COPYING: Mutex<()> = Mutex::new(());
+
     /// This test binary is itself a complete ELF shared object (PIE).
     fn own_image() -> Vec<u8> {
         std::fs::read(std::env::current_exe().unwrap()).unwrap()
     }
 
     #[test]
-    fn a_complete_library_passes() {
-        assert_eq!(check_elf(&own_image()), Ok(()));
+    fn a_complete_library_passes_and_its_build_id_is_found() {
+        let info = check_elf(&own_image()[..]).unwrap();
+        let id = info
+            .build_id
+            .expect("the toolchain adds a GNU build-id note");
+        assert!(id.len() >= 8, "{id:?}");
     }
 
     #[test]
@@ -783,13 +915,13 @@ mod tests {
     #[test]
     fn text_is_not_elf() {
         assert!(matches!(
-            check_elf(b"not a shared object"),
+            check_elf(&b"not a shared object"[..]),
             Err(ElfProblem::NotElf(_))
         ));
     }
 
     #[test]
-    fn identical_contents_hash_alike() {
+    fn contents_hash_apart() {
         let a = own_image();
         let mut b = a.clone();
         assert_eq!(content_hash(&a), content_hash(&b));
@@ -799,22 +931,35 @@ mod tests {
     }
 
     #[test]
+    fn identity_is_stable_and_the_copy_matches_the_source() {
+        let _turn = COPYING.lock().unwrap_or_else(|e| e.into_inner());
+        let exe = std::env::current_exe().unwrap();
+        let a = LibraryImage::identify(&exe).unwrap();
+        assert_eq!(a, LibraryImage::identify(&exe).unwrap());
+        let image = LibraryImage::read(&exe).unwrap();
+        assert_eq!(image.hash(), a);
+        let copy = image.copy.clone();
+        assert!(copy.exists());
+        drop(image);
+        assert!(!copy.exists(), "the copy is removed with the image");
+    }
+
+    #[test]
     fn copies_are_created_exclusively_in_a_private_directory() {
         use std::os::unix::fs::PermissionsExt;
+        let _turn = COPYING.lock().unwrap_or_else(|e| e.into_inner());
         let dir = private_dir().unwrap();
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         // A file planted under the next copy's name is not overwritten.
+        let exe = std::env::current_exe().unwrap();
+        let stem = exe.file_stem().unwrap().to_str().unwrap().to_string();
         let n = COPY_COUNTER.load(Ordering::Relaxed);
-        let planted = dir.join(format!("libx-{n}{}", std::env::consts::DLL_SUFFIX));
+        let planted = dir.join(format!("{stem}-{n}{}", std::env::consts::DLL_SUFFIX));
         std::fs::write(&planted, b"planted").unwrap();
-        let image = LibraryImage {
-            source: PathBuf::from("/nowhere/libx.so"),
-            bytes: own_image(),
-            hash: 0,
-        };
-        let err = Library::load_image(image).unwrap_err();
+        let err = LibraryImage::read(&exe).err().expect("refused");
         assert!(matches!(err, LoadError::Copy { .. }), "{err}");
         assert_eq!(std::fs::read(&planted).unwrap(), b"planted");
+        std::fs::remove_file(&planted).unwrap();
     }
 }

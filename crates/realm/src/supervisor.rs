@@ -541,8 +541,14 @@ impl Realm {
             .map(|(n, _)| n.clone())
             .collect();
         let started = Instant::now();
-        let refuse = |realm: &mut Realm, msg: String| {
-            tracing::error!("reload of {library} refused: {msg}");
+        let refuse = |realm: &mut Realm, e: crate::loader::LoadError| {
+            let msg = e.to_string();
+            if matches!(e, crate::loader::LoadError::Incomplete { .. }) {
+                // Usually a file still being written: the next change retries.
+                tracing::warn!("{library} not reloaded yet: {msg}");
+            } else {
+                tracing::error!("reload of {library} refused: {msg}");
+            }
             let state = realm.libraries.entry(library.to_string()).or_default();
             state.last_error = Some(msg.clone());
             state.refused = FileStamp::of(&path);
@@ -561,20 +567,23 @@ impl Realm {
             tracing::info!("{msg}");
             return Err(msg);
         }
-        let image = match LibraryImage::read(&path) {
-            Ok(image) => image,
-            Err(e) => return Err(refuse(self, e.to_string())),
+        // The identity first (headers only): an identical build is skipped
+        // without copying anything.
+        let identity = match LibraryImage::identify(&path) {
+            Ok(identity) => identity,
+            Err(e) => return Err(refuse(self, e)),
         };
         if let Some(state) = self.libraries.get_mut(library) {
             if let Some(current) = state.current.as_ref() {
-                if current.content_hash() == image.hash() {
-                    // The same bytes as the live build: loading them would
+                if current.content_hash() == identity {
+                    // The same build as the live one: loading it would
                     // only map another copy.
                     tracing::info!(
                         "{library}: the file holds build {}, which is live; nothing to reload",
                         current.build_id()
                     );
                     state.identical_skipped += 1;
+                    state.refused = None;
                     if state.last_error.take().is_some() {
                         for n in &names {
                             let s = self.imps.get_mut(n).expect("present");
@@ -590,9 +599,13 @@ impl Realm {
                 }
             }
         }
+        let image = match LibraryImage::read(&path) {
+            Ok(image) => image,
+            Err(e) => return Err(refuse(self, e)),
+        };
         let lib = match Library::load_image(image) {
             Ok(lib) => lib,
-            Err(e) => return Err(refuse(self, e.to_string())),
+            Err(e) => return Err(refuse(self, e)),
         };
         let old = self.libraries.get(library).and_then(|l| l.current.clone());
         // Missing or failed imps get a fresh start on the new build.
