@@ -300,3 +300,18 @@ fn an_edit_with_any_error_changes_nothing_and_names_line_and_column() {
     let log = d.log_text();
     assert!(!log.contains("imp a removed"), "{log}");
 }
+
+#[test]
+fn an_edit_that_arrives_by_rename_is_applied() {
+    let d = Daemon::start(&["monitor"], ONE);
+    d.wait_for("a to thaw", |s| imp_of(s, "a")["state"] == "thawed");
+    let tmp = d.path("realm.toml.swp");
+    std::fs::write(
+        &tmp,
+        realm_text(&format!("{ONE}[imps.b]\nlibrary = \"monitor\"\n")),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, d.realm()).unwrap();
+    d.wait_for("b to thaw", |s| imp_of(s, "b")["state"] == "thawed");
+    assert!(d.log_text().contains("changed: applying"));
+}

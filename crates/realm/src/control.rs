@@ -248,3 +248,47 @@ pub fn request(path: &Path, request: &Request) -> Result<Reply, ControlError> {
         reason: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_cut_off_by_shutdown_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let (tx, rx) = mpsc::channel();
+        let socket = serve(&path, tx).unwrap();
+        // The supervisor takes the request and stops without answering.
+        let supervisor = std::thread::spawn(move || {
+            let first = rx.recv().unwrap();
+            drop(first);
+            drop(rx);
+        });
+        let reply = request(&path, &Request::Status).unwrap();
+        supervisor.join().unwrap();
+        match reply {
+            Reply::Error(e) => assert!(e.contains("shutting down"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        // After it is gone entirely, too.
+        let reply = request(&path, &Request::Status).unwrap();
+        assert!(
+            matches!(&reply, Reply::Error(e) if e.contains("shutting down")),
+            "{reply:?}"
+        );
+        drop(socket);
+        assert!(!path.exists(), "the socket is removed with its handle");
+    }
+
+    #[test]
+    fn a_regular_file_at_the_socket_path_is_never_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.json");
+        std::fs::write(&path, b"precious").unwrap();
+        let (tx, _rx) = mpsc::channel();
+        let err = serve(&path, tx).err().expect("refused");
+        assert!(err.to_string().contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+    }
+}
