@@ -59,8 +59,8 @@ pub struct Settings {
     /// How often frozen imps are retried (e.g. a device came back), in ms.
     pub thaw_retry_ms: u64,
     /// Quiet time after a library file changes before it is loaded, in ms.
-    /// Short: a file that is not complete yet is refused by the loader's
-    /// ELF check and tried again on its next change.
+    /// None by default: a file that is not complete yet is refused by the
+    /// loader's ELF check and tried again on its next change.
     pub reload_debounce_ms: u64,
     /// Engine sample rate in Hz.
     pub sample_rate: u32,
@@ -85,7 +85,7 @@ impl Default for Settings {
             socket: "impresario.sock".into(),
             reconcile_ms: 250,
             thaw_retry_ms: 2000,
-            reload_debounce_ms: 5,
+            reload_debounce_ms: 0,
             sample_rate: 48_000,
             block_size: 64,
             tempo: 120.0,

@@ -187,18 +187,19 @@ impl LibraryImage {
             path: source.to_path_buf(),
             reason: e.to_string(),
         })?;
-        identity_of(source, &file)
+        identity_of(source, &file, Check::Whole).map(|(hash, _)| hash)
     }
 
     /// Copies `source` (in the kernel, created exclusively, mode 0500) into
     /// the private directory, then checks the copy (see [`check_elf`]).
     pub fn read(source: &Path) -> Result<LibraryImage, LoadError> {
+        use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
         let copy_error = |e: std::io::Error| LoadError::Copy {
             path: source.to_path_buf(),
             reason: e.to_string(),
         };
-        let mut from = std::fs::File::open(source).map_err(copy_error)?;
+        let from = std::fs::File::open(source).map_err(copy_error)?;
         let n = COPY_COUNTER.fetch_add(1, Ordering::Relaxed);
         let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("imp");
         let copy = private_dir()
@@ -218,8 +219,12 @@ impl LibraryImage {
             len: 0,
             hash: 0,
         };
-        image.len = std::io::copy(&mut from, &mut to).map_err(copy_error)?;
-        image.hash = identity_of(source, &to)?;
+        // Only what the dynamic loader maps is copied (the segments; not
+        // the debug info after them, which is most of a debug build).
+        let (_, load_end) = identity_of(source, &from, Check::Whole)?;
+        image.len = std::io::copy(&mut (&from).take(load_end), &mut to).map_err(copy_error)?;
+        let (hash, _) = identity_of(source, &to, Check::Segments)?;
+        image.hash = hash;
         Ok(image)
     }
 
@@ -231,8 +236,9 @@ impl LibraryImage {
     }
 }
 
-/// Checks `file` (whose name is `path`) and returns its identity.
-fn identity_of(path: &Path, file: &std::fs::File) -> Result<u64, LoadError> {
+/// Checks `file` (whose name is `path`) and returns its identity and
+/// where its last segment ends.
+fn identity_of(path: &Path, file: &std::fs::File, check: Check) -> Result<(u64, u64), LoadError> {
     let len = file
         .metadata()
         .map_err(|e| LoadError::Copy {
@@ -240,7 +246,7 @@ fn identity_of(path: &Path, file: &std::fs::File) -> Result<u64, LoadError> {
             reason: e.to_string(),
         })?
         .len();
-    let info = check_elf(&FileSource { file, len }).map_err(|e| match e {
+    let info = check_elf(&FileSource { file, len }, check).map_err(|e| match e {
         ElfProblem::NotElf(reason) => LoadError::Open {
             path: path.to_path_buf(),
             reason,
@@ -250,22 +256,20 @@ fn identity_of(path: &Path, file: &std::fs::File) -> Result<u64, LoadError> {
             reason,
         },
     })?;
-    match info.build_id {
-        Some(id) => Ok(content_hash(&id) ^ len.rotate_left(17)),
+    let hash = match info.build_id {
+        Some(id) => content_hash(&id) ^ info.load_end.rotate_left(17),
         None => {
-            let mut bytes = Vec::with_capacity(len as usize);
-            use std::io::Read;
-            let mut f = file;
-            use std::io::Seek;
-            f.seek(std::io::SeekFrom::Start(0))
-                .and_then(|_| f.read_to_end(&mut bytes))
+            use std::os::unix::fs::FileExt;
+            let mut bytes = vec![0; info.load_end as usize];
+            file.read_exact_at(&mut bytes, 0)
                 .map_err(|e| LoadError::Copy {
                     path: path.to_path_buf(),
                     reason: e.to_string(),
                 })?;
-            Ok(content_hash(&bytes))
+            content_hash(&bytes)
         }
-    }
+    };
+    Ok((hash, info.load_end))
 }
 
 /// A fast 64-bit hash of `bytes` (not cryptographic: it tells builds apart).
@@ -326,11 +330,24 @@ enum ElfProblem {
     Incomplete(String),
 }
 
+/// How much of the file [`check_elf`] checks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Check {
+    /// Everything: a complete file as the linker wrote it.
+    Whole,
+    /// What the dynamic loader uses (headers and segments): a copy that
+    /// ends after the last segment.
+    Segments,
+}
+
 /// What [`check_elf`] found out.
 #[derive(Debug, PartialEq)]
 struct ElfInfo {
     /// The GNU build-id note's bytes, if the library has one.
     build_id: Option<Vec<u8>>,
+    /// Where the ELF header, the program headers and the last segment end:
+    /// everything the dynamic loader reads.
+    load_end: u64,
 }
 
 /// Checks that `src` holds a complete ELF shared object of this machine's
@@ -338,7 +355,7 @@ struct ElfInfo {
 /// lie inside the file, and so does the file range of every segment and of
 /// every section that has contents. Anything the dynamic loader would map
 /// is then backed by the file. Reads only the headers (and the notes).
-fn check_elf(src: &(impl ElfSource + ?Sized)) -> Result<ElfInfo, ElfProblem> {
+fn check_elf(src: &(impl ElfSource + ?Sized), check: Check) -> Result<ElfInfo, ElfProblem> {
     use ElfProblem::*;
     let len = src.len();
     let Some(ident) = src.read(0, 16) else {
@@ -410,6 +427,7 @@ fn check_elf(src: &(impl ElfSource + ?Sized)) -> Result<ElfInfo, ElfProblem> {
         .read(phoff, (phentsize * phnum) as usize)
         .ok_or_else(|| Incomplete("the program headers cannot be read".into()))?;
     let mut notes = Vec::new();
+    let mut load_end = (ehsize as u64).max(phoff + phentsize * phnum);
     for i in 0..phnum {
         let h = (i * phentsize) as usize;
         let (offset, filesz) = if wide {
@@ -418,12 +436,13 @@ fn check_elf(src: &(impl ElfSource + ?Sized)) -> Result<ElfInfo, ElfProblem> {
             (u32_at(&ph, h + 4), u32_at(&ph, h + 16))
         };
         inside(&format!("segment {i}"), offset, filesz)?;
+        load_end = load_end.max(offset + filesz);
         const PT_NOTE: u64 = 4;
         if u32_at(&ph, h) == PT_NOTE && filesz <= 64 * 1024 {
             notes.push((offset, filesz));
         }
     }
-    if shoff != 0 {
+    if shoff != 0 && check == Check::Whole {
         if shentsize < min_sh {
             return Err(NotElf(format!("section header size {shentsize}")));
         }
@@ -484,7 +503,7 @@ fn check_elf(src: &(impl ElfSource + ?Sized)) -> Result<ElfInfo, ElfProblem> {
             p = end;
         }
     }
-    Ok(ElfInfo { build_id })
+    Ok(ElfInfo { build_id, load_end })
 }
 
 /// This daemon's private directory for library copies: created on first
@@ -894,7 +913,13 @@ mod tests {
 
     #[test]
     fn a_complete_library_passes_and_its_build_id_is_found() {
-        let info = check_elf(&own_image()[..]).unwrap();
+        let bytes = own_image();
+        let info = check_elf(&bytes[..], Check::Whole).unwrap();
+        assert!(info.load_end < bytes.len() as u64);
+        // The loadable part alone passes as a copy, not as a whole file.
+        let loadable = &bytes[..info.load_end as usize];
+        assert_eq!(check_elf(loadable, Check::Segments).unwrap(), info);
+        assert!(check_elf(loadable, Check::Whole).is_err());
         let id = info
             .build_id
             .expect("the toolchain adds a GNU build-id note");
@@ -905,7 +930,7 @@ mod tests {
     fn every_prefix_is_incomplete() {
         let bytes = own_image();
         for len in [0, 3, 40, 4096, 100 * 1024, bytes.len() / 2, bytes.len() - 1] {
-            match check_elf(&bytes[..len]) {
+            match check_elf(&bytes[..len], Check::Whole) {
                 Err(ElfProblem::Incomplete(_)) => {}
                 other => panic!("prefix of {len} bytes: {other:?}"),
             }
@@ -915,7 +940,7 @@ mod tests {
     #[test]
     fn text_is_not_elf() {
         assert!(matches!(
-            check_elf(&b"not a shared object"[..]),
+            check_elf(&b"not a shared object"[..], Check::Whole),
             Err(ElfProblem::NotElf(_))
         ));
     }

@@ -544,8 +544,18 @@ impl Realm {
         let refuse = |realm: &mut Realm, e: crate::loader::LoadError| {
             let msg = e.to_string();
             if matches!(e, crate::loader::LoadError::Incomplete { .. }) {
-                // Usually a file still being written: the next change retries.
-                tracing::warn!("{library} not reloaded yet: {msg}");
+                // Usually a file still being written: the next change
+                // retries. Said once per library until it loads.
+                let again = realm
+                    .libraries
+                    .get(library)
+                    .and_then(|l| l.last_error.as_deref())
+                    .is_some_and(|m| m.contains(" is incomplete ("));
+                if again {
+                    tracing::debug!("{library} not reloaded yet: {msg}");
+                } else {
+                    tracing::warn!("{library} not reloaded yet: {msg}");
+                }
             } else {
                 tracing::error!("reload of {library} refused: {msg}");
             }
@@ -564,7 +574,7 @@ impl Realm {
                 "library file {} is gone; the running build stays until a new one arrives",
                 path.display()
             );
-            tracing::info!("{msg}");
+            tracing::debug!("{msg}");
             return Err(msg);
         }
         // The identity first (headers only): an identical build is skipped

@@ -69,6 +69,7 @@ impl LibraryWatch {
                 }
                 for path in &event.paths {
                     if let Some(library) = library_of(path) {
+                        tracing::debug!("{:?} on {}", event.kind, path.display());
                         let _ = tx.send(Message::LibraryChanged(library));
                     }
                 }
