@@ -191,7 +191,8 @@ impl LibraryImage {
     }
 
     /// Copies `source` (in the kernel, created exclusively, mode 0500) into
-    /// the private directory, then checks the copy (see [`check_elf`]).
+    /// the private directory, then checks the copy: a complete ELF shared object whose headers and
+    /// segments all lie inside the file.
     pub fn read(source: &Path) -> Result<LibraryImage, LoadError> {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
