@@ -190,9 +190,10 @@ impl LibraryImage {
         identity_of(source, &file, Check::Whole).map(|(hash, _)| hash)
     }
 
-    /// Copies `source` (in the kernel, created exclusively, mode 0500) into
-    /// the private directory, then checks the copy: a complete ELF shared object whose headers and
-    /// segments all lie inside the file.
+    /// Checks `source`, copies what the dynamic loader maps of it (headers
+    /// and segments; in the kernel, into a file created exclusively, mode
+    /// 0500) into the private directory, then checks the copy: its headers
+    /// and segments all lie inside it.
     pub fn read(source: &Path) -> Result<LibraryImage, LoadError> {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
