@@ -123,10 +123,24 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("impresario: {e:#}");
+            eprintln!("impresario: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause said once: many errors
+/// already quote their cause in their own message.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Runs a `timeseq` subcommand; its exit code is the command's own (2: invalid script).
@@ -178,14 +192,36 @@ fn ports() -> Result<()> {
     Ok(())
 }
 
+/// The bytes of `impresario send`: each one or two hex digits, with an
+/// optional `0x`; together one well-formed MIDI message. A lone status byte
+/// is refused unless the MIDI spec makes it a whole message (the one-byte
+/// system real-time and tune-request messages: `f6`, `f8`, `fa`-`fc`, `fe`,
+/// and `ff`, system reset, which real devices do act on); `f0` starts a
+/// SysEx, which `send` does not carry.
 fn parse_hex(bytes: &[String]) -> Result<Vec<u8>> {
-    bytes
+    let bytes = bytes
         .iter()
         .map(|b| {
-            u8::from_str_radix(b.trim_start_matches("0x"), 16)
-                .with_context(|| format!("`{b}` is not a hexadecimal byte (00 to ff)"))
+            let digits = b
+                .strip_prefix("0x")
+                .or_else(|| b.strip_prefix("0X"))
+                .unwrap_or(b);
+            if digits.is_empty()
+                || digits.len() > 2
+                || !digits.chars().all(|c| c.is_ascii_hexdigit())
+            {
+                bail!("`{b}` is not a hexadecimal byte (00 to ff, optionally written 0x..)");
+            }
+            Ok(u8::from_str_radix(digits, 16).expect("checked hex digits"))
         })
-        .collect()
+        .collect::<Result<Vec<u8>>>()?;
+    midi::ShortMessage::from_bytes(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}: send takes one complete MIDI message, a status byte (80 to ff) and its data bytes \
+             (00 to 7f), e.g. `90 3c 64` (note-on) or `b0 07 64` (control change)"
+        )
+    })?;
+    Ok(bytes)
 }
 
 fn socket_of(realm_path: &Path) -> Result<PathBuf> {
@@ -256,7 +292,7 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
         e["alloc_violations"],
     );
     println!(
-        "vault: {} (generation {}){}; {} library builds mapped",
+        "vault: {} (generation {}){}; {} library builds mapped ({:.1} MB)",
         v["vault"]["path"].as_str().unwrap_or("?"),
         v["vault"]["generation"],
         v["vault"]["last_error"]
@@ -264,14 +300,15 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
             .map(|e| format!(", LAST WRITE FAILED: {e}"))
             .unwrap_or_default(),
         v["loaded_builds"],
+        v["mapped_build_bytes"].as_f64().unwrap_or(0.0) / 1e6,
     );
     Ok(())
 }
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("IMPRESARIO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("IMPRESARIO_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,jack_sys=warn"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -296,14 +333,14 @@ fn run(realm_path: &Path) -> Result<()> {
     let (running, handle) = backend::start(choice, &settings.jack_client_name, engine_config)?;
 
     let (tx, rx) = mpsc::channel();
-    let _watcher =
+    let watcher =
         realm::watch::watch_libraries(&settings.library_dir, tx.clone()).with_context(|| {
             format!(
                 "cannot watch the library directory {}",
                 settings.library_dir.display()
             )
         })?;
-    control::serve(&settings.socket, tx.clone()).with_context(|| {
+    let _control = control::serve(&settings.socket, tx.clone()).with_context(|| {
         format!(
             "cannot open the control socket {}",
             settings.socket.display()
@@ -326,6 +363,7 @@ fn run(realm_path: &Path) -> Result<()> {
         })?;
 
     let mut realm = Realm::new(config, handle).map_err(anyhow::Error::new)?;
+    realm.watch_libraries(watcher);
     tracing::info!(
         "realm {} is up; control socket {}",
         realm_path.display(),
@@ -336,5 +374,44 @@ fn run(realm_path: &Path) -> Result<()> {
     running.stop();
     drop(realm);
     let _ = std::fs::remove_file(&settings.socket);
+    realm::loader::remove_private_dir();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_hex;
+
+    fn hex(args: &[&str]) -> Result<Vec<u8>, String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        parse_hex(&args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn well_formed_messages_pass() {
+        assert_eq!(hex(&["90", "3c", "64"]), Ok(vec![0x90, 0x3c, 0x64]));
+        assert_eq!(hex(&["0xC0", "5"]), Ok(vec![0xc0, 5]));
+        assert_eq!(
+            hex(&["ff"]),
+            Ok(vec![0xff]),
+            "system reset is a whole message"
+        );
+        assert_eq!(hex(&["f8"]), Ok(vec![0xf8]));
+    }
+
+    #[test]
+    fn malformed_messages_say_why() {
+        for (args, why) in [
+            (&["90"][..], "needs 3 bytes"),
+            (&["f0"], "not the status byte"),
+            (&["0x0x90"], "not a hexadecimal byte"),
+            (&["+90"], "not a hexadecimal byte"),
+            (&["3c", "64"], "not the status byte"),
+            (&["90", "80", "64"], "out of range"),
+            (&["123"], "not a hexadecimal byte"),
+        ] {
+            let e = hex(args).unwrap_err();
+            assert!(e.contains(why), "{args:?}: {e}");
+        }
+    }
 }

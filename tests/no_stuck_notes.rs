@@ -336,11 +336,10 @@ fn held_note_through_a_port_that_changes(change: PortChange) {
             });
         }
         PortChange::Rebuilt => {
-            // A new build (other bytes, same code) lands in one rename, as cargo does.
-            let mut bytes = std::fs::read(built_library("midi_port")).unwrap();
-            bytes.extend_from_slice(b"another build");
+            // A new build (another build id, same code) lands in one
+            // rename, as cargo does.
             let staged = d.path("libs/libmidi_port.so.new");
-            std::fs::write(&staged, bytes).unwrap();
+            std::fs::write(&staged, another_build_of("midi_port", 1)).unwrap();
             std::fs::rename(&staged, d.path("libs/libmidi_port.so")).unwrap();
             d.wait_for("the respawn", |s| imp_of(s, "out")["reload_count"] == 1);
         }
@@ -593,6 +592,10 @@ fn a_port_rebuilt_under_a_dense_stream_loses_no_event() {
     d.send("keys", &["90", "7f", "64"]);
     std::thread::sleep(Duration::from_millis(300));
     for round in 1..=6u64 {
+        // Another build lands; `reload` respawns it at once.
+        let staged = d.path("libs/libmidi_port.so.new");
+        std::fs::write(&staged, another_build_of("midi_port", round as u8)).unwrap();
+        std::fs::rename(&staged, d.path("libs/libmidi_port.so")).unwrap();
         let out = d.cli(&["reload", "out"]);
         assert!(out.status.success(), "{out:?}");
         let s = d.status();

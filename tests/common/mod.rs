@@ -3,6 +3,8 @@
 //! `send`), plus helpers that build imp libraries with cargo.
 #![allow(dead_code)]
 
+pub mod soundfont;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -567,4 +569,21 @@ pub fn install_chaos_build(d: &Daemon, env: (&str, &str)) {
     let staged = d.path("libs/libchaos.so.new");
     std::fs::copy(target.join("debug/libchaos.so"), &staged).unwrap();
     std::fs::rename(&staged, d.path("libs/libchaos.so")).unwrap();
+}
+
+/// The bytes of the built library `name`, made into another build: the
+/// linker's GNU build-id note (which the realm takes as a build's identity)
+/// gets `round` mixed in; the code stays the same. For tests that need a
+/// respawn without compiling anything.
+pub fn another_build_of(name: &str, round: u8) -> Vec<u8> {
+    let mut bytes = std::fs::read(built_library(name)).unwrap();
+    // An ELF note: namesz = 4, descsz, type = 3 (NT_GNU_BUILD_ID), "GNU\0", desc.
+    let tag = b"\x03\x00\x00\x00GNU\x00";
+    let at = bytes
+        .windows(tag.len())
+        .position(|w| w == tag)
+        .filter(|&i| i >= 8 && bytes[i - 8..i - 4] == [4, 0, 0, 0])
+        .expect("the library has a GNU build-id note");
+    bytes[at + tag.len()] ^= round.max(1);
+    bytes
 }

@@ -102,7 +102,12 @@ pub fn start(
 ) -> Result<(Running, EngineHandle), BackendError> {
     let chosen = match choice {
         Choice::Auto => {
-            let jack_error = match jack::JackBackend::start(client_name, config) {
+            // Probing: no server is an expected answer, said in one INFO
+            // line below, so libjack's own complaints are silenced meanwhile.
+            ::jack::set_logger(::jack::LoggerType::None);
+            let probe = jack::JackBackend::start(client_name, config);
+            ::jack::set_logger(::jack::LoggerType::default());
+            let jack_error = match probe {
                 Ok((backend, handle)) => {
                     tracing::info!(
                         "MIDI backend: jack (auto: a JACK server runs; {} Hz, {} frames per period)",

@@ -53,28 +53,33 @@ impl PortService for LoopbackPorts {
     fn open(&self, slot: usize, _imp: &str, spec: &PortSpec) -> Result<u64, PortError> {
         let mut inner = self.inner.lock().expect("loopback ports");
         inner.ports.drain_retired(|_, _| {});
-        if let Some(pattern) = &spec.connect {
-            let wanted = match spec.direction {
-                Direction::In => Direction::Out,
-                Direction::Out => Direction::In,
-            };
-            let pattern = pattern.to_lowercase();
-            let found = inner
-                .ports
-                .values()
-                .any(|(d, n)| *d == wanted && n.contains(&pattern));
-            if !found {
-                return Err(PortError::NotReady(format!(
-                    "no loopback port matches `{pattern}`"
-                )));
-            }
-        }
         // Ports pair by (lower-case) name: an output `X` feeds inputs `X`.
-        let name = spec
-            .connect
-            .clone()
-            .unwrap_or_else(|| spec.name.clone())
-            .to_lowercase();
+        // With `connect`, the port binds to the name of the port the
+        // pattern matched (as with JACK and ALSA), not to the pattern.
+        let name = match &spec.connect {
+            Some(pattern) => {
+                let wanted = match spec.direction {
+                    Direction::In => Direction::Out,
+                    Direction::Out => Direction::In,
+                };
+                let pattern = pattern.to_lowercase();
+                let matched = inner
+                    .ports
+                    .values()
+                    .filter(|(d, n)| *d == wanted && n.contains(&pattern))
+                    .map(|(_, n)| n.clone())
+                    .min();
+                match matched {
+                    Some(n) => n,
+                    None => {
+                        return Err(PortError::NotReady(format!(
+                            "no loopback port matches `{pattern}`"
+                        )))
+                    }
+                }
+            }
+            None => spec.name.to_lowercase(),
+        };
         let next_key = inner.names.len() as u32;
         let key = *inner.names.entry(name.clone()).or_insert(next_key);
         inner

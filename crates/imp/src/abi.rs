@@ -13,6 +13,20 @@
 use core::ffi::c_void;
 use core::mem::{align_of, offset_of, size_of};
 
+/// Defines a boundary item and a constant `$shape` holding its source text,
+/// which [`layout_fingerprint`] hashes (doc comments and whitespace left
+/// out): every field's name and type, every function pointer's signature,
+/// in order. A change that keeps sizes and offsets (two function pointers
+/// of the same size swapped, a parameter's type changed) still changes the
+/// fingerprint.
+macro_rules! boundary {
+    ($shape:ident; $item:item) => {
+        $item
+        #[doc(hidden)]
+        pub const $shape: &str = stringify!($item);
+    };
+}
+
 /// Version of this ABI. Bumped on any change of meaning that the layout
 /// fingerprint cannot see (for example a new rule about who frees what).
 pub const ABI_VERSION: u32 = 2;
@@ -27,8 +41,10 @@ pub const MAX_AUDIO_CHANNELS: u32 = 2;
 /// (held notes, arpeggiator phase, ...) to its successor during a hot swap.
 pub const TRANSIENT_BYTES: usize = 32 * 1024;
 
+boundary! { STATUS_SHAPE;
 /// Result of every exported function.
 pub type Status = u32;
+}
 /// The call succeeded.
 pub const STATUS_OK: Status = 0;
 /// The call failed; the error buffer holds a message.
@@ -38,6 +54,7 @@ pub const STATUS_NOT_READY: Status = 2;
 /// The imp panicked; the error buffer holds the panic message.
 pub const STATUS_PANICKED: Status = 3;
 
+boundary! { BYTES_REF_SHAPE;
 /// Borrowed bytes, valid for one call. `present == 0` means "none" (an
 /// absent token or frozen state), which is not the same as empty.
 #[repr(C)]
@@ -49,6 +66,7 @@ pub struct BytesRef {
     pub len: usize,
     /// 1 when the value is present, 0 for "none".
     pub present: u8,
+}
 }
 
 impl BytesRef {
@@ -86,6 +104,7 @@ impl BytesRef {
     }
 }
 
+boundary! { IMP_BYTES_SHAPE;
 /// Bytes allocated by the imp and handed to the host, which frees them with
 /// [`LibraryTable::free_bytes`]. All zero means "nothing".
 #[repr(C)]
@@ -98,6 +117,7 @@ pub struct ImpBytes {
     /// Capacity of the allocation.
     pub cap: usize,
 }
+}
 
 impl ImpBytes {
     /// The empty value.
@@ -108,6 +128,7 @@ impl ImpBytes {
     };
 }
 
+boundary! { STR_REF_SHAPE;
 /// Static UTF-8 text inside the library image (name, build id).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -116,6 +137,7 @@ pub struct StrRef {
     pub ptr: *const u8,
     /// Length in bytes.
     pub len: usize,
+}
 }
 
 // SAFETY: a StrRef only ever points at 'static, immutable text.
@@ -145,6 +167,7 @@ pub mod event_kind {
     pub const TEMPO: u8 = 1;
 }
 
+boundary! { RT_EVENT_SHAPE;
 /// One real-time event: a MIDI message (or control event) at a sample
 /// offset inside the current block. Fixed size, so buffers of them can be
 /// preallocated and passed across the boundary without allocation.
@@ -164,6 +187,7 @@ pub struct RtEvent {
     pub bytes: [u8; 3],
     /// Payload of control events (e.g. tempo in BPM).
     pub value: f32,
+}
 }
 
 impl RtEvent {
@@ -204,6 +228,7 @@ impl RtEvent {
     }
 }
 
+boundary! { BLOCK_CONTEXT_SHAPE;
 /// Timing of the block being processed, counted in samples.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -225,6 +250,8 @@ pub struct BlockContext {
     pub audio_channels: u32,
 }
 
+}
+
 impl BlockContext {
     /// A block without audio buffers.
     pub fn new(sample_position: u64, sample_rate: f64, tempo_bpm: f64, frames: u32) -> Self {
@@ -239,6 +266,7 @@ impl BlockContext {
     }
 }
 
+boundary! { HOST_TABLE_SHAPE;
 /// Functions the host hands to a library at `init`. The host keeps this
 /// table alive for the life of the process.
 #[repr(C)]
@@ -277,12 +305,14 @@ pub struct HostTable {
     /// Any thread.
     pub sample_rate: unsafe extern "C" fn() -> f64,
 }
+}
 
 /// `port_open`: the device or peer port is absent; retry later.
 pub const PORT_NOT_READY: i64 = -1;
 /// `port_open`: the spec is invalid, or the host has no MIDI backend.
 pub const PORT_INVALID: i64 = -2;
 
+boundary! { RT_INSTANCE_SHAPE;
 /// The RT part of an imp, handed to the engine. The function pointers live
 /// in the library image, which the host never unloads, so they stay valid
 /// as long as the instance exists.
@@ -318,7 +348,9 @@ pub struct RtInstance {
     /// [`MAX_AUDIO_CHANNELS`]).
     pub audio_channels: u32,
 }
+}
 
+boundary! { LIBRARY_TABLE_SHAPE;
 /// The entry table a library exports through [`ENTRY_SYMBOL`].
 #[repr(C)]
 pub struct LibraryTable {
@@ -389,6 +421,7 @@ pub struct LibraryTable {
     /// Frees bytes this library allocated.
     pub free_bytes: unsafe extern "C" fn(bytes: ImpBytes),
 }
+}
 
 // SAFETY: the table holds only function pointers and 'static text.
 unsafe impl Sync for LibraryTable {}
@@ -404,10 +437,119 @@ const fn fnv(mut hash: u64, value: u64) -> u64 {
     hash
 }
 
-/// A hash of the size, alignment and field offsets of every boundary type.
-/// Host and library must agree on it; a change in any `#[repr(C)]` type
-/// here changes it, even when someone forgot to bump [`ABI_VERSION`].
+/// Hashes `text` into `hash`, leaving out whitespace and `#[doc = ...]`
+/// attributes (doc comments), so that only the shape of the code counts.
+pub const fn shape_hash(mut hash: u64, text: &str) -> u64 {
+    let b = text.as_bytes();
+    let n = b.len();
+    let mut i = 0;
+    while i < n {
+        let c = b[i];
+        if c == b'#' {
+            // `#[doc = <string>]`, with any whitespace between the tokens.
+            let mut j = i + 1;
+            while j < n && b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if j < n && b[j] == b'[' {
+                j += 1;
+                while j < n && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                if j + 3 <= n && b[j] == b'd' && b[j + 1] == b'o' && b[j + 2] == b'c' {
+                    i = skip_doc_attribute(b, j + 3);
+                    continue;
+                }
+            }
+        }
+        if !c.is_ascii_whitespace() {
+            hash ^= c as u64;
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        i += 1;
+    }
+    hash
+}
+
+/// From inside `#[doc`, the index just past the attribute's `]`; string
+/// literals (plain or raw) are skipped whole, whatever they contain.
+const fn skip_doc_attribute(b: &[u8], mut i: usize) -> usize {
+    let n = b.len();
+    while i < n {
+        match b[i] {
+            b']' => return i + 1,
+            b'"' => {
+                i += 1;
+                while i < n && b[i] != b'"' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'r' if i + 1 < n && (b[i + 1] == b'"' || b[i + 1] == b'#') => {
+                let mut hashes = 0;
+                i += 1;
+                while i < n && b[i] == b'#' {
+                    hashes += 1;
+                    i += 1;
+                }
+                i += 1; // the opening quote
+                loop {
+                    if i >= n {
+                        return n;
+                    }
+                    if b[i] == b'"' {
+                        let mut k = 0;
+                        while k < hashes && i + 1 + k < n && b[i + 1 + k] == b'#' {
+                            k += 1;
+                        }
+                        if k == hashes {
+                            i += 1 + hashes;
+                            break;
+                        }
+                    }
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    n
+}
+
+/// Source text of every boundary type, in a fixed order.
+const SHAPES: [&str; 10] = [
+    STATUS_SHAPE,
+    BYTES_REF_SHAPE,
+    IMP_BYTES_SHAPE,
+    STR_REF_SHAPE,
+    RT_EVENT_SHAPE,
+    BLOCK_CONTEXT_SHAPE,
+    HOST_TABLE_SHAPE,
+    RT_INSTANCE_SHAPE,
+    LIBRARY_TABLE_SHAPE,
+    ENTRY_FN_SHAPE,
+];
+
+/// A hash of every boundary type: its source (every field's name and type
+/// and every function pointer's full signature, in order; see
+/// [`shape_hash`]) and its size, alignment and field offsets on this
+/// target. Host and library must agree on it; a change in any `#[repr(C)]`
+/// type here changes it, even when someone forgot to bump [`ABI_VERSION`].
 pub const fn layout_fingerprint() -> u64 {
+    let mut hash = layout_hash();
+    let mut i = 0;
+    while i < SHAPES.len() {
+        hash = shape_hash(hash, SHAPES[i]);
+        i += 1;
+    }
+    hash
+}
+
+/// The size, alignment and offsets part of [`layout_fingerprint`].
+const fn layout_hash() -> u64 {
     let items: [usize; 48] = [
         size_of::<BytesRef>(),
         align_of::<BytesRef>(),
@@ -467,5 +609,100 @@ pub const fn layout_fingerprint() -> u64 {
     hash
 }
 
+boundary! { ENTRY_FN_SHAPE;
 /// Signature of the entry symbol.
 pub type EntryFn = unsafe extern "C" fn() -> *const LibraryTable;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fingerprint_with(shapes: &[String]) -> u64 {
+        let mut hash = layout_hash();
+        for s in shapes {
+            hash = shape_hash(hash, s);
+        }
+        hash
+    }
+
+    /// The shapes without whitespace (which [`shape_hash`] skips anyway).
+    fn shapes() -> Vec<String> {
+        SHAPES
+            .iter()
+            .map(|s| s.chars().filter(|c| !c.is_whitespace()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_hash_of_the_shapes() {
+        assert_eq!(fingerprint_with(&shapes()), layout_fingerprint());
+    }
+
+    #[test]
+    fn doc_comments_and_whitespace_do_not_count() {
+        let a = shape_hash(
+            0,
+            "#[doc = r\" one ]\"] #[doc = r#\" \"two\" \"#] pub a: u32,",
+        );
+        let b = shape_hash(0, "pub a :\n    u32 ,");
+        assert_eq!(a, b);
+        assert_ne!(shape_hash(0, "pub a: u32,"), shape_hash(0, "pub a: u64,"));
+    }
+
+    #[test]
+    fn swapping_two_function_pointers_of_the_same_size_changes_it() {
+        // `freeze` and `get_vault_data` have the same signature; swapping
+        // their places keeps every size and offset.
+        let mut swapped = shapes();
+        let table = swapped
+            .iter_mut()
+            .find(|s| s.contains("pubstructLibraryTable"))
+            .unwrap();
+        assert!(table.contains("pubfreeze:") && table.contains("pubget_vault_data:"));
+        *table = table
+            .replace("pubfreeze:", "pub@@:")
+            .replace("pubget_vault_data:", "pubfreeze:")
+            .replace("pub@@:", "pubget_vault_data:");
+        assert_ne!(fingerprint_with(&swapped), layout_fingerprint());
+
+        // A parameter's type changed, same size (`*const` to `*mut`).
+        let mut changed = shapes();
+        let table = changed
+            .iter_mut()
+            .find(|s| s.contains("pubstructLibraryTable"))
+            .unwrap();
+        assert!(table.contains("*constHostTable"));
+        *table = table.replacen("*constHostTable", "*mutHostTable", 1);
+        assert_ne!(fingerprint_with(&changed), layout_fingerprint());
+    }
+
+    #[test]
+    fn every_field_of_the_entry_table_is_in_its_shape() {
+        for field in [
+            "abi_version",
+            "fingerprint",
+            "name",
+            "build_id",
+            "vault_version",
+            "init",
+            "on_before_load",
+            "on_after_load",
+            "create",
+            "destroy",
+            "thaw",
+            "freeze",
+            "get_vault_data",
+            "set_vault_data",
+            "control",
+            "poll",
+            "free_bytes",
+        ] {
+            let shape: String = LIBRARY_TABLE_SHAPE
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            assert!(shape.contains(&format!("pub{field}:")), "{field}");
+        }
+    }
+}

@@ -59,6 +59,8 @@ pub struct Settings {
     /// How often frozen imps are retried (e.g. a device came back), in ms.
     pub thaw_retry_ms: u64,
     /// Quiet time after a library file changes before it is loaded, in ms.
+    /// None by default: a file that is not complete yet is refused by the
+    /// loader's ELF check and tried again on its next change.
     pub reload_debounce_ms: u64,
     /// Engine sample rate in Hz.
     pub sample_rate: u32,
@@ -83,7 +85,7 @@ impl Default for Settings {
             socket: "impresario.sock".into(),
             reconcile_ms: 250,
             thaw_retry_ms: 2000,
-            reload_debounce_ms: 300,
+            reload_debounce_ms: 0,
             sample_rate: 48_000,
             block_size: 64,
             tempo: 120.0,
@@ -115,6 +117,16 @@ pub struct WireSpec {
     pub input: u8,
 }
 
+/// Where an imp's parts are in the file (1-based line and column), for
+/// errors found after parsing (an unknown library, a config the imp refuses).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImpLocation {
+    /// The `library` value.
+    pub library: (usize, usize),
+    /// The `config` value, or the imp's table name when it has none.
+    pub config: (usize, usize),
+}
+
 /// A validated realm.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RealmConfig {
@@ -126,6 +138,12 @@ pub struct RealmConfig {
     pub imps: BTreeMap<String, ImpSpec>,
     /// Wires in file order.
     pub wires: Vec<WireSpec>,
+    /// Whether the file declares imps at all (an `[imps.<name>]` table, or
+    /// `imps = {}` for a realm with none). A file that declares none (an
+    /// empty or half-written file) never removes running imps.
+    pub imps_declared: bool,
+    /// Where each imp is declared.
+    pub locations: BTreeMap<String, ImpLocation>,
 }
 
 #[derive(Deserialize)]
@@ -134,7 +152,7 @@ struct RawFile {
     #[serde(default)]
     realm: Settings,
     #[serde(default)]
-    imps: BTreeMap<Spanned<String>, Spanned<RawImp>>,
+    imps: Option<BTreeMap<Spanned<String>, Spanned<RawImp>>>,
     #[serde(default)]
     wires: Vec<Spanned<RawWire>>,
 }
@@ -144,7 +162,14 @@ struct RawFile {
 struct RawImp {
     library: Spanned<String>,
     #[serde(default)]
-    config: Option<toml::Value>,
+    config: Option<Spanned<toml::Value>>,
+}
+
+/// The `[realm]` keys with where their values are, for range errors.
+#[derive(Deserialize)]
+struct SettingSpans {
+    #[serde(default)]
+    realm: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +197,18 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+impl ConfigError {
+    /// An error at `(line, column)` of `path`.
+    pub fn at(path: &Path, (line, column): (usize, usize), message: String) -> ConfigError {
+        ConfigError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
 impl RealmConfig {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<RealmConfig, ConfigError> {
@@ -191,8 +228,7 @@ impl RealmConfig {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let declared = std::fs::read_to_string(path)
             .ok()
-            .and_then(|text| text.parse::<toml::Table>().ok())
-            .and_then(|t| t.get("realm")?.get("socket")?.as_str().map(PathBuf::from));
+            .and_then(|text| socket_in(&text));
         base.join(declared.unwrap_or_else(|| Settings::default().socket))
     }
 
@@ -209,6 +245,9 @@ impl RealmConfig {
         };
         let raw: RawFile =
             toml::from_str(text).map_err(|e| err(e.span(), e.message().to_string()))?;
+        let spans: SettingSpans =
+            toml::from_str(text).map_err(|e| err(e.span(), e.message().to_string()))?;
+        let at = |key: &str| spans.realm.get(key).map(|v| v.span());
 
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut settings = raw.realm;
@@ -223,7 +262,7 @@ impl RealmConfig {
         }
         if settings.sample_rate < 8000 || settings.sample_rate > 384_000 {
             return Err(err(
-                None,
+                at("sample_rate"),
                 format!(
                     "[realm] sample_rate = {} is out of range; use 8000..=384000",
                     settings.sample_rate
@@ -232,7 +271,7 @@ impl RealmConfig {
         }
         if settings.block_size == 0 || settings.block_size > 8192 {
             return Err(err(
-                None,
+                at("block_size"),
                 format!(
                     "[realm] block_size = {} is out of range; use 1..=8192",
                     settings.block_size
@@ -241,22 +280,41 @@ impl RealmConfig {
         }
         if !["auto", "jack", "alsa", "loopback"].contains(&settings.midi_backend.as_str()) {
             return Err(err(
-                None,
+                at("midi_backend"),
                 format!(
                     "[realm] midi_backend = \"{}\" is not a backend; use \"auto\", \"jack\", \"alsa\" or \"loopback\"",
                     settings.midi_backend
                 ),
             ));
         }
-        if settings.reconcile_ms == 0 || settings.thaw_retry_ms == 0 {
+        for (key, value, max) in [
+            ("reconcile_ms", settings.reconcile_ms, 60_000),
+            ("thaw_retry_ms", settings.thaw_retry_ms, 3_600_000),
+            ("vault_debounce_ms", settings.vault_debounce_ms, 3_600_000),
+            ("reload_debounce_ms", settings.reload_debounce_ms, 60_000),
+        ] {
+            let min = u64::from(key == "reconcile_ms" || key == "thaw_retry_ms");
+            if value < min || value > max {
+                return Err(err(
+                    at(key),
+                    format!("[realm] {key} = {value} is out of range; use {min}..={max}"),
+                ));
+            }
+        }
+        if !(settings.tempo.is_finite() && (10.0..=999.0).contains(&settings.tempo)) {
             return Err(err(
-                None,
-                "[realm] reconcile_ms and thaw_retry_ms must be above 0".into(),
+                at("tempo"),
+                format!(
+                    "[realm] tempo = {} is out of range; use 10.0..=999.0",
+                    settings.tempo
+                ),
             ));
         }
 
+        let imps_declared = raw.imps.is_some();
         let mut imps = BTreeMap::new();
-        for (name, imp) in raw.imps {
+        let mut locations = BTreeMap::new();
+        for (name, imp) in raw.imps.unwrap_or_default() {
             if !valid_name(name.get_ref()) {
                 return Err(err(
                     Some(name.span()),
@@ -276,12 +334,21 @@ impl RealmConfig {
                     ),
                 ));
             }
+            let location = ImpLocation {
+                library: line_col(text, imp.library.span().start),
+                config: line_col(
+                    text,
+                    imp.config
+                        .as_ref()
+                        .map_or(name.span().start, |c| c.span().start),
+                ),
+            };
             let config = match imp.config {
-                Some(v) => {
-                    serde_json::to_value(v).map_err(|e| err(Some(name.span()), e.to_string()))?
-                }
+                Some(v) => serde_json::to_value(v.into_inner())
+                    .map_err(|e| err(Some(name.span()), e.to_string()))?,
                 None => serde_json::Value::Object(Default::default()),
             };
+            locations.insert(name.get_ref().clone(), location);
             imps.insert(
                 name.into_inner(),
                 ImpSpec {
@@ -335,8 +402,47 @@ impl RealmConfig {
             settings,
             imps,
             wires: wires.into_iter().map(|(_, w)| w).collect(),
+            imps_declared,
+            locations,
         })
     }
+}
+
+/// The `socket` value of the `[realm]` table, read line by line so that a
+/// syntax error elsewhere in the file does not hide it.
+fn socket_in(text: &str) -> Option<PathBuf> {
+    if let Ok(table) = text.parse::<toml::Table>() {
+        return table
+            .get("realm")
+            .and_then(|r| r.get("socket"))
+            .and_then(|s| s.as_str())
+            .map(PathBuf::from);
+    }
+    let mut in_realm = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            let header = line.split('#').next().unwrap_or_default().trim();
+            in_realm = header.trim_start_matches('[').trim_end_matches(']').trim() == "realm";
+            continue;
+        }
+        if !in_realm {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.trim() != "socket" {
+            continue;
+        }
+        // The value alone parses as TOML (a string, trailing comment allowed).
+        if let Ok(t) = format!("v = {}", value.trim()).parse::<toml::Table>() {
+            if let Some(s) = t.get("v").and_then(|v| v.as_str()) {
+                return Some(PathBuf::from(s));
+            }
+        }
+    }
+    None
 }
 
 /// Returns the span of a wire that closes a loop, if any.
@@ -419,6 +525,51 @@ mod tests {
             .unwrap_err();
         assert_eq!((e.line, e.column), (6, 6), "{e}");
         assert!(e.message.contains("`b`"), "{e}");
+    }
+
+    #[test]
+    fn range_errors_are_located() {
+        for (key, value) in [
+            ("block_size", "0"),
+            ("sample_rate", "100"),
+            ("midi_backend", "\"oss\""),
+            ("reconcile_ms", "0"),
+            ("tempo", "0.0"),
+        ] {
+            let e = parse(&format!("# a comment\n[realm]\n{key} = {value}\n")).unwrap_err();
+            assert_eq!((e.line, e.column), (3, key.len() + 4), "{key}: {e}");
+            assert!(e.message.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_file_without_imps_declares_none() {
+        assert!(!parse("").unwrap().imps_declared);
+        assert!(!parse("[realm]\ntempo = 100.0\n").unwrap().imps_declared);
+        let c = parse("imps = {}\n").unwrap();
+        assert!(c.imps_declared && c.imps.is_empty());
+        assert!(parse("[imps.a]\nlibrary = \"m\"\n").unwrap().imps_declared);
+    }
+
+    #[test]
+    fn imp_locations() {
+        let c = parse("[imps.a]\nlibrary = \"m\"\nconfig = { x = 1 }\n[imps.b]\nlibrary = \"m\"\n")
+            .unwrap();
+        assert_eq!(c.locations["a"].library, (2, 11));
+        assert_eq!(c.locations["a"].config, (3, 10));
+        assert_eq!(c.locations["b"].config, (4, 7));
+    }
+
+    #[test]
+    fn the_socket_is_found_in_a_broken_file() {
+        assert_eq!(
+            socket_in("[realm]\nsocket = \"run/x.sock\" # mine\n[imps.a]\nlibrary = \"m\n"),
+            Some(PathBuf::from("run/x.sock"))
+        );
+        assert_eq!(
+            socket_in("[imps.a]\nsocket = \"no\"\n[realm]\nvault = 1 2\n"),
+            None
+        );
     }
 
     #[test]

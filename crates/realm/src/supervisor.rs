@@ -15,8 +15,10 @@
 //! state to the new one between two engine cycles. A failure at any step
 //! thaws the old imps again, so they keep running, and is reported.
 
-use crate::config::{ImpSpec, RealmConfig};
-use crate::loader::{library_file_name, loaded_builds, CallError, ImpHandle, Library};
+use crate::config::{ConfigError, ImpSpec, RealmConfig};
+use crate::loader::{
+    library_file_name, loaded_builds, loaded_bytes, CallError, ImpHandle, Library, LibraryImage,
+};
 use crate::protocol::{Reply, Request};
 use engine::{EngineHandle, Routing, Wire, MAX_SLOTS};
 use imp::RtEvent;
@@ -59,6 +61,30 @@ struct LibState {
     current: Option<Arc<Library>>,
     last_error: Option<String>,
     reloads: u64,
+    /// Reloads skipped because the file held the build already live.
+    identical_skipped: u64,
+    /// The file that was last refused (not tried again until it changes).
+    refused: Option<FileStamp>,
+}
+
+/// What tells one version of a file from the next without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    ino: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+            ino: m.ino(),
+        })
+    }
 }
 
 /// What reaches the supervisor's loop.
@@ -77,6 +103,11 @@ pub struct Realm {
     applied_text: String,
     rejected_text: Option<String>,
     realm_error: Option<String>,
+    /// A changed realm.toml text waiting to settle, and since when.
+    realm_pending: Option<(String, Instant)>,
+    /// The inode of realm.toml when last read: a new one means the file
+    /// arrived by rename, complete.
+    realm_ino: Option<u64>,
     libraries: BTreeMap<String, LibState>,
     imps: BTreeMap<String, ImpState>,
     free_slots: Vec<usize>,
@@ -88,6 +119,7 @@ pub struct Realm {
     started: Instant,
     pending_libraries: BTreeMap<String, Instant>,
     ticks: u64,
+    library_watch: Option<crate::watch::LibraryWatch>,
 }
 
 fn err_text(e: &CallError) -> String {
@@ -119,6 +151,8 @@ impl Realm {
             applied_text: String::new(),
             rejected_text: None,
             realm_error: None,
+            realm_pending: None,
+            realm_ino: file_ino(&config.path),
             libraries: BTreeMap::new(),
             imps: BTreeMap::new(),
             free_slots: (0..MAX_SLOTS).rev().collect(),
@@ -130,6 +164,7 @@ impl Realm {
             started: Instant::now(),
             pending_libraries: BTreeMap::new(),
             ticks: 0,
+            library_watch: None,
         };
         if let vault::OpenReport::Recovered { .. } = report {
             realm.vault_changed_at = Some(Instant::now());
@@ -137,6 +172,12 @@ impl Realm {
         realm.apply(config);
         realm.applied_text = text;
         Ok(realm)
+    }
+
+    /// Hands over the watch on `library_dir`, which the realm re-arms when
+    /// the directory is removed and comes back (`cargo clean`).
+    pub fn watch_libraries(&mut self, watch: crate::watch::LibraryWatch) {
+        self.library_watch = Some(watch);
     }
 
     /// The realm's settings as applied.
@@ -170,6 +211,11 @@ impl Realm {
             }
             return None;
         }
+        let stamp = FileStamp::of(&path);
+        if stamp.is_some() && state.refused == stamp {
+            // Refused as it is now: tried again when the file changes.
+            return None;
+        }
         let loaded = Library::load(&path)
             .map_err(|e| e.to_string())
             .and_then(|lib| {
@@ -177,6 +223,7 @@ impl Realm {
                     .map(|_| lib)
                     .map_err(|e| format!("{}: on_after_load failed: {e}", path.display()))
             });
+        state.refused = if loaded.is_err() { stamp } else { None };
         match loaded {
             Ok(lib) => {
                 tracing::info!("loaded library {} build {}", lib.name(), lib.build_id());
@@ -538,21 +585,81 @@ impl Realm {
             .map(|(n, _)| n.clone())
             .collect();
         let started = Instant::now();
-        let lib = match Library::load(&path) {
-            Ok(lib) => lib,
-            Err(e) => {
-                let msg = e.to_string();
-                tracing::error!("reload of {library} refused: {msg}");
-                self.libraries
-                    .entry(library.to_string())
-                    .or_default()
-                    .last_error = Some(msg.clone());
-                for n in &names {
-                    self.imps.get_mut(n).expect("present").last_error =
-                        Some(format!("new build refused: {msg}"));
+        let refuse = |realm: &mut Realm, e: crate::loader::LoadError| {
+            let msg = e.to_string();
+            if matches!(e, crate::loader::LoadError::Incomplete { .. }) {
+                // Usually a file still being written: the next change
+                // retries. Said once per library until it loads.
+                let again = realm
+                    .libraries
+                    .get(library)
+                    .and_then(|l| l.last_error.as_deref())
+                    .is_some_and(|m| m.contains(" is incomplete ("));
+                if again {
+                    tracing::debug!("{library} not reloaded yet: {msg}");
+                } else {
+                    tracing::warn!("{library} not reloaded yet: {msg}");
                 }
-                return Err(msg);
+            } else {
+                tracing::error!("reload of {library} refused: {msg}");
             }
+            let state = realm.libraries.entry(library.to_string()).or_default();
+            state.last_error = Some(msg.clone());
+            state.refused = FileStamp::of(&path);
+            for n in &names {
+                realm.imps.get_mut(n).expect("present").last_error =
+                    Some(format!("new build refused: {msg}"));
+            }
+            msg
+        };
+        if !path.exists() {
+            // Removed (`cargo clean`, or a build in progress): nothing to load.
+            let msg = format!(
+                "library file {} is gone; the running build stays until a new one arrives",
+                path.display()
+            );
+            tracing::debug!("{msg}");
+            return Err(msg);
+        }
+        // The identity first (headers only): an identical build is skipped
+        // without copying anything.
+        let identity = match LibraryImage::identify(&path) {
+            Ok(identity) => identity,
+            Err(e) => return Err(refuse(self, e)),
+        };
+        if let Some(state) = self.libraries.get_mut(library) {
+            if let Some(current) = state.current.as_ref() {
+                if current.content_hash() == identity {
+                    // The same build as the live one: loading it would
+                    // only map another copy.
+                    tracing::info!(
+                        "{library}: the file holds build {}, which is live; nothing to reload",
+                        current.build_id()
+                    );
+                    state.identical_skipped += 1;
+                    state.refused = None;
+                    if state.last_error.take().is_some() {
+                        for n in &names {
+                            let s = self.imps.get_mut(n).expect("present");
+                            if s.last_error
+                                .as_deref()
+                                .is_some_and(|e| e.starts_with("new build refused"))
+                            {
+                                s.last_error = None;
+                            }
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        let image = match LibraryImage::read(&path) {
+            Ok(image) => image,
+            Err(e) => return Err(refuse(self, e)),
+        };
+        let lib = match Library::load_image(image) {
+            Ok(lib) => lib,
+            Err(e) => return Err(refuse(self, e)),
         };
         let old = self.libraries.get(library).and_then(|l| l.current.clone());
         // Missing or failed imps get a fresh start on the new build.
@@ -577,6 +684,7 @@ impl Realm {
         let state = self.libraries.entry(library.to_string()).or_default();
         state.current = Some(lib.clone());
         state.last_error = None;
+        state.refused = None;
         if old.is_some() {
             state.reloads += 1;
         }
@@ -704,16 +812,49 @@ impl Realm {
         }
     }
 
-    /// Re-reads `realm.toml`; applies it when it changed and is valid.
+    /// Re-reads `realm.toml`; applies it when it changed, has settled and
+    /// is valid as a whole.
+    ///
+    /// Editors truncate and rewrite, or write a temporary file and rename
+    /// it. A new text is applied once it is unchanged for [`realm_settle`]
+    /// (or at once when the file arrived by rename, which editors do only
+    /// with a complete file), so a half-written file is never applied.
     fn check_realm_file(&mut self) {
         let path = self.config.path.clone();
         let Ok(text) = std::fs::read_to_string(&path) else {
             return;
         };
-        if text == self.applied_text || self.rejected_text.as_deref() == Some(text.as_str()) {
+        let ino = file_ino(&path);
+        if text == self.applied_text {
+            self.realm_pending = None;
+            self.realm_ino = ino;
+            if self.realm_error.take().is_some() {
+                tracing::info!(
+                    "{} is back to the applied text; the rejected edit is forgotten",
+                    path.display()
+                );
+            }
+            self.rejected_text = None;
             return;
         }
-        match RealmConfig::parse(&path, &text) {
+        if self.rejected_text.as_deref() == Some(text.as_str()) {
+            self.realm_pending = None;
+            return;
+        }
+        let renamed = ino.is_some() && ino != self.realm_ino;
+        let settled = self
+            .realm_pending
+            .as_ref()
+            .is_some_and(|(t, since)| *t == text && since.elapsed() >= self.realm_settle());
+        if !renamed && !settled {
+            if self.realm_pending.as_ref().is_none_or(|(t, _)| *t != text) {
+                self.realm_pending = Some((text, Instant::now()));
+            }
+            return;
+        }
+        self.realm_pending = None;
+        self.realm_ino = ino;
+        match RealmConfig::parse(&path, &text).and_then(|new| self.check_edit(new)) {
             Ok(new) => {
                 tracing::info!("{} changed: applying", path.display());
                 self.apply(new);
@@ -727,6 +868,70 @@ impl Realm {
                 self.rejected_text = Some(text);
             }
         }
+    }
+
+    /// Checks what only the running realm can check, before anything of
+    /// the edit is applied: a file that declares no imps does not remove
+    /// the running ones; every imp that is new or changed names a library
+    /// that exists, and its config is accepted by the imp's own parser (a
+    /// throwaway instance is created, frozen, and dropped; frozen imps hold
+    /// no resources). Control thread.
+    fn check_edit(&mut self, new: RealmConfig) -> Result<RealmConfig, ConfigError> {
+        if !new.imps_declared && !self.imps.is_empty() {
+            return Err(ConfigError::at(
+                &new.path,
+                (1, 1),
+                "the file declares no imps (empty, or still being written?): the running imps are kept; \
+                 to remove every imp, declare an empty `[imps]` table"
+                    .into(),
+            ));
+        }
+        for (name, spec) in &new.imps {
+            if self.imps.get(name).is_some_and(|s| s.spec == *spec) {
+                continue;
+            }
+            let at = new.locations.get(name).copied().unwrap_or_default();
+            let loaded = self
+                .libraries
+                .get(&spec.library)
+                .and_then(|l| l.current.clone());
+            let lib = match loaded {
+                Some(lib) => lib,
+                None => {
+                    let file = self.library_path(&spec.library);
+                    if !file.exists() {
+                        return Err(ConfigError::at(
+                            &new.path,
+                            at.library,
+                            format!(
+                                "imp `{name}`: library `{}` is not in {} (no {}); fix the name, or build it first \
+                                 (`cargo build --release -p {}`)",
+                                spec.library,
+                                self.config.settings.library_dir.display(),
+                                library_file_name(&spec.library),
+                                spec.library
+                            ),
+                        ));
+                    }
+                    match self.ensure_library(&spec.library) {
+                        Some(lib) => lib,
+                        // Refused (being rebuilt?): the imp waits, missing.
+                        None => continue,
+                    }
+                }
+            };
+            if let Err(e) = lib.create(name, &spec.config, None) {
+                return Err(ConfigError::at(
+                    &new.path,
+                    at.config,
+                    format!(
+                        "imp `{name}`: its config is refused by {}: {e}",
+                        spec.library
+                    ),
+                ));
+            }
+        }
+        Ok(new)
     }
 
     // ---- the loop -----------------------------------------------------------
@@ -817,20 +1022,43 @@ impl Realm {
         }
     }
 
+    fn realm_settle(&self) -> Duration {
+        realm_settle(self.config.settings.reconcile_ms)
+    }
+
     fn reload_debounce(&self) -> Duration {
         Duration::from_millis(self.config.settings.reload_debounce_ms)
     }
 
-    /// When the next library whose file changed will have settled.
+    /// When the next library whose file changed, or a changed realm.toml,
+    /// will have settled.
     fn next_respawn(&self) -> Option<Instant> {
-        self.pending_libraries
+        let library = self
+            .pending_libraries
             .values()
             .min()
-            .map(|t| *t + self.reload_debounce())
+            .map(|t| *t + self.reload_debounce());
+        let realm = self
+            .realm_pending
+            .as_ref()
+            .map(|(_, t)| *t + self.realm_settle());
+        library.into_iter().chain(realm).min()
     }
 
-    /// Respawns every library whose file has not changed for the debounce time.
+    /// Respawns every library whose file has not changed for the debounce
+    /// time, applies a realm.toml edit that has settled, and re-arms the
+    /// library watch if its directory was recreated.
     fn respawn_due(&mut self) {
+        if let Some(w) = self.library_watch.as_mut() {
+            w.check();
+        }
+        if self
+            .realm_pending
+            .as_ref()
+            .is_some_and(|(_, t)| t.elapsed() >= self.realm_settle())
+        {
+            self.check_realm_file();
+        }
         let debounce = self.reload_debounce();
         let due: Vec<String> = self
             .pending_libraries
@@ -866,8 +1094,13 @@ impl Realm {
                 let Some(s) = self.imps.get(&imp) else {
                     return Reply::Error(format!("no imp named `{imp}` in the realm"));
                 };
-                if bytes.is_empty() || bytes.len() > 3 {
-                    return Reply::Error("send takes one MIDI message of 1 to 3 bytes".into());
+                // One well-formed short message: a status byte and the
+                // number of data bytes it needs, each below 0x80.
+                if let Err(e) = midi::ShortMessage::from_bytes(&bytes) {
+                    return Reply::Error(format!(
+                        "send takes one complete MIDI message (status byte, then its data bytes, \
+                         each below 80): {e}"
+                    ));
                 }
                 match self.engine.inject(s.slot, RtEvent::midi(0, &bytes)) {
                     Ok(()) => Reply::Ok(json!({ "sent": bytes.len() })),
@@ -927,6 +1160,7 @@ impl Realm {
                     json!({
                         "build_id": l.current.as_ref().map(|c| c.build_id()),
                         "reloads": l.reloads,
+                        "identical_skipped": l.identical_skipped,
                         "last_error": l.last_error,
                     }),
                 )
@@ -942,6 +1176,7 @@ impl Realm {
             "imps": imps,
             "libraries": libraries,
             "loaded_builds": loaded_builds(),
+            "mapped_build_bytes": loaded_bytes(),
             "vault": {
                 "path": self.vault.path(),
                 "generation": self.vault.doc().generation,
@@ -1021,6 +1256,17 @@ impl Realm {
         }
         self.shutdown();
     }
+}
+
+/// How long a changed realm.toml must stay unchanged before it is applied:
+/// half a reconcile period, between 20 and 100 ms.
+fn realm_settle(reconcile_ms: u64) -> Duration {
+    Duration::from_millis((reconcile_ms / 2).clamp(20, 100))
+}
+
+fn file_ino(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
 /// The library a file in the library directory belongs to, if it is one.
