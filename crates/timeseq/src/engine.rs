@@ -708,6 +708,30 @@ impl Engine {
         self.batched += k;
     }
 
+    /// How many of the following samples are certain to change nothing a host sees
+    /// (outputs, polyphony, labels, variables' effects on outputs, triggers, asserts)
+    /// as long as the inputs stay as they are: `process_block(k)` for `k` up to this leaves
+    /// every output as it is now, so a host that turns output changes into events
+    /// (MIDI notes at a frame) can process those samples in one call and only step
+    /// sample by sample where something can happen. `u64::MAX` while paused (nothing runs),
+    /// 0 when the next sample may change something (a reset or start delay pending, a glide
+    /// writing, a segment ending, a trigger pending).
+    ///
+    /// Read it right after a `process`/`process_block` call. After changing an input, call
+    /// `process(1)` for that sample first: an input trigger fires there and the lanes see it
+    /// one sample later, which this count then reflects. No allocation.
+    pub fn quiet_ahead(&self) -> u64 {
+        if self.reset_pending || self.start_delay > 0 {
+            return 0;
+        }
+        match self.status {
+            Status::Paused => u64::MAX,
+            Status::Loading => 0,
+            Status::Running if self.span_len > 0 || self.plain => 0,
+            Status::Running => self.skip,
+        }
+    }
+
     /// Samples advanced by [`Engine::process_block`]'s batching so far (for tests).
     #[doc(hidden)]
     pub fn batched_samples(&self) -> u64 {

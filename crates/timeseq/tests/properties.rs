@@ -562,3 +562,64 @@ proptest! {
         block_differential(&json, 3000);
     }
 }
+
+/// `quiet_ahead` is a promise: a host that steps one sample where it says 0 and
+/// processes `min(quiet_ahead, until the next input change)` samples in one block
+/// elsewhere sees exactly the per-sample outputs, and no output changes inside the
+/// blocks it skipped over. Inputs change every 97 samples (input triggers included).
+#[test]
+fn quiet_ahead_never_hides_an_output_change() {
+    for f in common::fixture_scripts() {
+        let json = std::fs::read_to_string(&f).unwrap();
+        let Ok(mut reference) = Engine::load(&json, 48000.0) else {
+            continue;
+        };
+        let mut host = reference.clone();
+        reference.start(0);
+        host.start(0);
+        let inputs = |n: u64, e: &mut Engine| {
+            if n.is_multiple_of(97) {
+                e.set_input(0, 0, if (n / 97).is_multiple_of(2) { 5.0 } else { 0.0 });
+            }
+        };
+        let samples = 20_000u64;
+        let mut n = 0u64;
+        let mut stepped = 0u64;
+        while n < samples {
+            inputs(n, &mut host);
+            inputs(n, &mut reference);
+            host.process(1);
+            reference.process(1);
+            stepped += 1;
+            assert_eq!(
+                host.outputs(),
+                reference.outputs(),
+                "{}: sample {n}",
+                f.display()
+            );
+            n += 1;
+            let next_change = (n / 97 + 1) * 97;
+            let quiet = host.quiet_ahead().min(samples - n).min(next_change - n);
+            if quiet == 0 || n.is_multiple_of(97) {
+                continue;
+            }
+            let held = *reference.outputs();
+            for k in 0..quiet {
+                reference.process(1);
+                assert_eq!(
+                    reference.outputs(),
+                    &held,
+                    "{}: an output changed at sample {} inside a quiet run",
+                    f.display(),
+                    n + k
+                );
+            }
+            host.process_block(quiet as u32);
+            assert_eq!(host.outputs(), reference.outputs(), "{}", f.display());
+            n += quiet;
+        }
+        if f.ends_with("chords-and-notes-arp-gate.json") {
+            assert!(stepped < samples / 10, "{}: stepped {stepped}", f.display());
+        }
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    imp_build::stamp()
+}
