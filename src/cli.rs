@@ -65,10 +65,41 @@ enum Command {
     /// List the MIDI ports each backend sees (ALSA and JACK), with the
     /// names to use as `connect` patterns in realm.toml.
     Ports,
+    /// The sequencers of the scripts folder: list them, start, stop or
+    /// reset one (NAME is the script's file name without `.json`).
+    Seq {
+        #[command(subcommand)]
+        command: SeqCommand,
+    },
     /// TimeSeq scripts: check, trace and benchmark them.
     Timeseq {
         #[command(subcommand)]
         command: TimeseqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SeqCommand {
+    /// Every script in the folder: state, transport, position, notes, errors.
+    List {
+        /// Print machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start (or continue) a stopped sequencer.
+    Start {
+        /// The script's name (file name without `.json`).
+        name: String,
+    },
+    /// Stop a sequencer: its notes end; `start` continues where it stopped.
+    Stop {
+        /// The script's name.
+        name: String,
+    },
+    /// Back to the script's start (its load state); keeps running or stopped.
+    Reset {
+        /// The script's name.
+        name: String,
     },
 }
 
@@ -118,6 +149,7 @@ pub fn main() -> ExitCode {
             .and_then(|message| simple(&realm_path, Request::Control { imp, message })),
         Command::Stop => simple(&realm_path, Request::Shutdown),
         Command::Ports => ports(),
+        Command::Seq { command } => seq(&realm_path, command),
         Command::Timeseq { command } => return timeseq(command),
     };
     match result {
@@ -222,6 +254,88 @@ fn parse_hex(bytes: &[String]) -> Result<Vec<u8>> {
         )
     })?;
     Ok(bytes)
+}
+
+/// The imp of a script named `name` (`demo` or `seq.demo`).
+fn seq_imp(name: &str) -> String {
+    if name.starts_with("seq.") {
+        name.to_string()
+    } else {
+        realm::config::script_imp(name)
+    }
+}
+
+fn seq(realm_path: &Path, command: SeqCommand) -> Result<()> {
+    let (name, cmd) = match command {
+        SeqCommand::List { json } => return seq_list(realm_path, json),
+        SeqCommand::Start { name } => (name, "start"),
+        SeqCommand::Stop { name } => (name, "stop"),
+        SeqCommand::Reset { name } => (name, "reset"),
+    };
+    simple(
+        realm_path,
+        Request::Control {
+            imp: seq_imp(&name),
+            message: serde_json::json!({ "cmd": cmd }),
+        },
+    )
+}
+
+fn seq_list(realm_path: &Path, json: bool) -> Result<()> {
+    let v = ask(realm_path, Request::Status)?;
+    let imps = v["imps"].as_array().cloned().unwrap_or_default();
+    let list: Vec<Value> = v["scripts"]["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let imp = imps
+                .iter()
+                .find(|i| i["name"] == s["imp"])
+                .cloned()
+                .unwrap_or(Value::Null);
+            serde_json::json!({
+                "name": s["name"],
+                "imp": s["imp"],
+                "file": s["file"],
+                "state": s["state"],
+                "versions": s["versions"],
+                "error": s["error"],
+                "imp_state": imp["state"],
+                "player": imp["status"],
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    println!(
+        "scripts folder {}",
+        v["scripts"]["dir"].as_str().unwrap_or("?")
+    );
+    println!(
+        "{:<20} {:<8} {:<8} {:>8} {:>12} {:>8}  ERROR",
+        "NAME", "STATE", "RUNNING", "VERSIONS", "SAMPLES", "SOUNDING"
+    );
+    for s in &list {
+        let p = &s["player"];
+        println!(
+            "{:<20} {:<8} {:<8} {:>8} {:>12} {:>8}  {}",
+            s["name"].as_str().unwrap_or("?"),
+            s["state"].as_str().unwrap_or("?"),
+            match p["running"].as_bool() {
+                Some(true) => "yes",
+                Some(false) => "stopped",
+                None => "-",
+            },
+            s["versions"],
+            p["script_samples"].as_u64().unwrap_or(0),
+            p["sounding"].as_u64().unwrap_or(0),
+            s["error"]["errors"][0].as_str().unwrap_or("-"),
+        );
+    }
+    Ok(())
 }
 
 fn socket_of(realm_path: &Path) -> Result<PathBuf> {
@@ -364,6 +478,7 @@ fn run(realm_path: &Path) -> Result<()> {
 
     let mut realm = Realm::new(config, handle).map_err(anyhow::Error::new)?;
     realm.watch_libraries(watcher);
+    realm.watch_scripts(tx.clone());
     tracing::info!(
         "realm {} is up; control socket {}",
         realm_path.display(),

@@ -73,6 +73,9 @@ pub struct Settings {
     pub midi_backend: String,
     /// Name of impresario's JACK client.
     pub jack_client_name: String,
+    /// The watched folder of TimeSeq scripts: every `*.json` in it plays as
+    /// the imp `seq.<file stem>` (see [`RealmConfig::with_scripts`]).
+    pub scripts_dir: PathBuf,
 }
 
 impl Default for Settings {
@@ -91,6 +94,7 @@ impl Default for Settings {
             tempo: 120.0,
             midi_backend: "auto".into(),
             jack_client_name: "impresario".into(),
+            scripts_dir: "scripts".into(),
         }
     }
 }
@@ -144,6 +148,51 @@ pub struct RealmConfig {
     pub imps_declared: bool,
     /// Where each imp is declared.
     pub locations: BTreeMap<String, ImpLocation>,
+    /// `[scripts.<stem>]` tables: wiring and mapping of the script
+    /// `<stem>.json` in the scripts folder.
+    pub scripts: BTreeMap<String, ScriptSpec>,
+}
+
+/// The library that plays TimeSeq scripts.
+pub const SCRIPT_LIBRARY: &str = "timeseq_player";
+
+/// The imp name of the script file `<stem>.json`.
+pub fn script_imp(stem: &str) -> String {
+    format!("seq.{stem}")
+}
+
+/// Whether `stem` (a file name without `.json`) can name a sequencer:
+/// letters, digits, `_`, `-` and `.`.
+pub fn valid_script_stem(stem: &str) -> bool {
+    !stem.is_empty()
+        && !stem.starts_with('.')
+        && stem
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+/// A `[scripts.<stem>]` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptSpec {
+    /// Imps the script's output 0 is wired to; `None`: to `synth` when the
+    /// realm has an imp of that name.
+    pub to: Option<Vec<String>>,
+    /// Imps wired into the script's input 0 (MIDI in).
+    pub from: Vec<String>,
+    /// The rest of the table: the voltage↔MIDI mapping, checked by the
+    /// player library.
+    pub mapping: serde_json::Value,
+    /// Where the table is (line, column).
+    pub location: (usize, usize),
+}
+
+/// A script file that is live: its text and where it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveScript {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text (a valid script).
+    pub text: String,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +204,8 @@ struct RawFile {
     imps: Option<BTreeMap<Spanned<String>, Spanned<RawImp>>>,
     #[serde(default)]
     wires: Vec<Spanned<RawWire>>,
+    #[serde(default)]
+    scripts: BTreeMap<Spanned<String>, Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -255,6 +306,7 @@ impl RealmConfig {
             &mut settings.library_dir,
             &mut settings.vault,
             &mut settings.socket,
+            &mut settings.scripts_dir,
         ] {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -397,6 +449,85 @@ impl RealmConfig {
                 "this wire closes a loop (events would circle forever); remove it or another wire of the loop".into(),
             ));
         }
+        let mut scripts = BTreeMap::new();
+        for (stem, table) in raw.scripts {
+            if !valid_script_stem(stem.get_ref()) {
+                return Err(err(
+                    Some(stem.span()),
+                    format!(
+                        "[scripts.{}]: a script name may only use letters, digits, `_`, `-` and `.`",
+                        stem.get_ref()
+                    ),
+                ));
+            }
+            let location = line_col(text, stem.span().start);
+            let span = table.span();
+            let mut table = table.into_inner();
+            let mut names = |key: &str| -> Result<Option<Vec<String>>, ConfigError> {
+                let Some(v) = table.remove(key) else {
+                    return Ok(None);
+                };
+                let list = match v {
+                    toml::Value::String(s) => vec![s],
+                    toml::Value::Array(a) => a
+                        .into_iter()
+                        .map(|x| x.as_str().map(str::to_string))
+                        .collect::<Option<Vec<String>>>()
+                        .ok_or_else(|| {
+                            err(
+                                Some(span.clone()),
+                                format!(
+                                    "[scripts.{}] {key}: give an imp name or a list of them",
+                                    stem.get_ref()
+                                ),
+                            )
+                        })?,
+                    _ => {
+                        return Err(err(
+                            Some(span.clone()),
+                            format!(
+                                "[scripts.{}] {key}: give an imp name or a list of them",
+                                stem.get_ref()
+                            ),
+                        ))
+                    }
+                };
+                for n in &list {
+                    if !imps.contains_key(n) {
+                        return Err(err(
+                            Some(span.clone()),
+                            format!(
+                                "[scripts.{}] {key} = \"{n}\": no imp of that name is declared",
+                                stem.get_ref()
+                            ),
+                        ));
+                    }
+                }
+                Ok(Some(list))
+            };
+            let to = names("to")?;
+            let from = names("from")?.unwrap_or_default();
+            if let Some(n) = to.iter().flatten().find(|n| from.contains(n)) {
+                return Err(err(
+                    Some(span),
+                    format!(
+                        "[scripts.{}]: `{n}` is both in `to` and `from`, a loop; remove one",
+                        stem.get_ref()
+                    ),
+                ));
+            }
+            let mapping =
+                serde_json::to_value(table).map_err(|e| err(Some(span), e.to_string()))?;
+            scripts.insert(
+                stem.into_inner(),
+                ScriptSpec {
+                    to,
+                    from,
+                    mapping,
+                    location,
+                },
+            );
+        }
         Ok(RealmConfig {
             path: path.to_path_buf(),
             settings,
@@ -404,7 +535,76 @@ impl RealmConfig {
             wires: wires.into_iter().map(|(_, w)| w).collect(),
             imps_declared,
             locations,
+            scripts,
         })
+    }
+
+    /// This realm with one sequencer per live script: the imp
+    /// `seq.<stem>` of library [`SCRIPT_LIBRARY`], its config
+    /// `{script, file, mapping}`, its output 0 wired to the `to` imps of
+    /// `[scripts.<stem>]` (default: `synth`, when there is one) and the
+    /// `from` imps wired to its input 0. A script whose `from` wires would
+    /// close a loop plays without them (said in the log).
+    pub fn with_scripts(&self, live: &BTreeMap<String, LiveScript>) -> RealmConfig {
+        let mut out = self.clone();
+        for (stem, script) in live {
+            let name = script_imp(stem);
+            let spec = self.scripts.get(stem);
+            let mapping = spec
+                .map(|s| s.mapping.clone())
+                .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+            out.imps.insert(
+                name.clone(),
+                ImpSpec {
+                    library: SCRIPT_LIBRARY.into(),
+                    config: serde_json::json!({
+                        "script": script.text,
+                        "file": script.path,
+                        "mapping": mapping,
+                    }),
+                },
+            );
+            if let Some(s) = spec {
+                out.locations.insert(
+                    name.clone(),
+                    ImpLocation {
+                        library: s.location,
+                        config: s.location,
+                    },
+                );
+            }
+            let to = match spec.and_then(|s| s.to.clone()) {
+                Some(to) => to,
+                None if self.imps.contains_key("synth") => vec!["synth".to_string()],
+                None => Vec::new(),
+            };
+            for t in to {
+                out.wires.push(WireSpec {
+                    from: name.clone(),
+                    output: 0,
+                    to: t,
+                    input: 0,
+                });
+            }
+            let before = out.wires.len();
+            for f in spec.map(|s| s.from.clone()).unwrap_or_default() {
+                out.wires.push(WireSpec {
+                    from: f,
+                    output: 0,
+                    to: name.clone(),
+                    input: 0,
+                });
+            }
+            let spanned: Vec<(Range<usize>, WireSpec)> =
+                out.wires.iter().map(|w| (0..0, w.clone())).collect();
+            if find_loop(&out.imps, &spanned).is_some() {
+                tracing::warn!(
+                    "script {stem}: its `from` wires would close a loop; it plays without them"
+                );
+                out.wires.truncate(before);
+            }
+        }
+        out
     }
 }
 
@@ -578,5 +778,64 @@ mod tests {
                     [[wires]]\nfrom = \"a\"\nto = \"b\"\n[[wires]]\nfrom = \"b\"\nto = \"a\"\n";
         let e = parse(text).unwrap_err();
         assert_eq!(e.line, 8, "{e}");
+    }
+
+    fn live(stems: &[&str]) -> BTreeMap<String, LiveScript> {
+        stems
+            .iter()
+            .map(|s| {
+                (
+                    s.to_string(),
+                    LiveScript {
+                        path: format!("/music/scripts/{s}.json").into(),
+                        text: "{}".into(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn scripts_play_into_synth_by_default_and_tables_wire_and_map_them() {
+        let text = "[imps.synth]\nlibrary = \"midi_port\"\n[imps.keys]\nlibrary = \"midi_port\"\n\
+                    [scripts.bass]\nto = [\"keys\"]\nfrom = \"synth\"\nnotes = [{ pitch = 1, gate = 2 }]\n";
+        let c = parse(text).unwrap();
+        assert_eq!(c.settings.scripts_dir, Path::new("/music/scripts"));
+        let m = c.with_scripts(&live(&["demo", "bass"]));
+        let demo = &m.imps["seq.demo"];
+        assert_eq!(demo.library, SCRIPT_LIBRARY);
+        assert_eq!(demo.config["file"], "/music/scripts/demo.json");
+        assert_eq!(demo.config["mapping"], serde_json::json!({}));
+        assert_eq!(
+            m.imps["seq.bass"].config["mapping"],
+            serde_json::json!({"notes": [{"pitch": 1, "gate": 2}]})
+        );
+        let wires: Vec<(&str, &str)> = m
+            .wires
+            .iter()
+            .map(|w| (w.from.as_str(), w.to.as_str()))
+            .collect();
+        assert_eq!(
+            wires,
+            vec![
+                ("seq.bass", "keys"),
+                ("synth", "seq.bass"),
+                ("seq.demo", "synth")
+            ]
+        );
+        // No synth, no default wire.
+        let c = parse("[imps.keys]\nlibrary = \"midi_port\"\n").unwrap();
+        assert!(c.with_scripts(&live(&["demo"])).wires.is_empty());
+    }
+
+    #[test]
+    fn script_tables_name_declared_imps_without_loops() {
+        let e = parse("[imps]\n[scripts.a]\nto = \"synth\"\n").unwrap_err();
+        assert!(e.message.contains("to = \"synth\""), "{e}");
+        let e = parse("[imps.x]\nlibrary = \"m\"\n[scripts.a]\nto = \"x\"\nfrom = \"x\"\n")
+            .unwrap_err();
+        assert!(e.message.contains("loop"), "{e}");
+        let e = parse("[imps]\n[scripts.\"a b\"]\n").unwrap_err();
+        assert!(e.message.contains("script name"), "{e}");
     }
 }

@@ -15,7 +15,7 @@
 //! state to the new one between two engine cycles. A failure at any step
 //! thaws the old imps again, so they keep running, and is reported.
 
-use crate::config::{ConfigError, ImpSpec, RealmConfig};
+use crate::config::{script_imp, valid_script_stem, ConfigError, ImpSpec, LiveScript, RealmConfig};
 use crate::loader::{
     library_file_name, loaded_builds, loaded_bytes, CallError, ImpHandle, Library, LibraryImage,
 };
@@ -87,12 +87,86 @@ impl FileStamp {
     }
 }
 
+/// One `*.json` of the scripts folder.
+#[derive(Default)]
+struct ScriptFile {
+    path: PathBuf,
+    /// The text that plays (validated).
+    live: Option<String>,
+    /// A new text waiting to settle, and since when.
+    pending: Option<(String, Instant)>,
+    /// The inode when last read: a new one means the file arrived by rename.
+    ino: Option<u64>,
+    /// The text last refused (not validated again until it changes).
+    rejected: Option<String>,
+    /// Why it was refused: `{location, code, message, errors}`.
+    error: Option<Value>,
+    /// Versions loaded so far.
+    versions: u64,
+}
+
+/// The notify watch on the scripts folder: it only wakes the realm, which
+/// scans the folder (and does so every reconcile period anyway, so a
+/// folder that appears later is picked up too).
+struct ScriptsWatch {
+    dir: PathBuf,
+    tx: mpsc::Sender<Message>,
+    armed_on: Option<(u64, u64)>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl ScriptsWatch {
+    fn identity(dir: &Path) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(dir).ok()?;
+        m.is_dir().then(|| (m.dev(), m.ino()))
+    }
+
+    /// (Re-)arms the watch when the folder appeared, moved or was replaced.
+    fn check(&mut self, dir: &Path) {
+        let now = Self::identity(dir);
+        if dir == self.dir && now == self.armed_on {
+            return;
+        }
+        self.dir = dir.to_path_buf();
+        self.armed_on = now;
+        self._watcher = None;
+        if now.is_none() {
+            return;
+        }
+        use notify::Watcher;
+        let tx = self.tx.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                if !matches!(event.kind, notify::EventKind::Access(_)) {
+                    let _ = tx.send(Message::ScriptsChanged);
+                }
+            }
+        });
+        match watcher {
+            Ok(mut w) => match w.watch(dir, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    tracing::debug!("watching the scripts folder {}", dir.display());
+                    self._watcher = Some(w);
+                }
+                Err(e) => tracing::warn!(
+                    "cannot watch {} ({e}); it is scanned every reconcile period",
+                    dir.display()
+                ),
+            },
+            Err(e) => tracing::warn!("cannot watch the scripts folder: {e}"),
+        }
+    }
+}
+
 /// What reaches the supervisor's loop.
 pub enum Message {
     /// A request from the control socket, with where to send the reply.
     Request(Request, mpsc::Sender<Reply>),
     /// A library file changed (library name).
     LibraryChanged(String),
+    /// Something changed in the scripts folder.
+    ScriptsChanged,
     /// Stop: freeze everything, save the vault, return from [`Realm::run`].
     Shutdown,
 }
@@ -100,6 +174,13 @@ pub enum Message {
 /// The running realm.
 pub struct Realm {
     config: RealmConfig,
+    /// `realm.toml` as applied, without the scripts folder's imps.
+    file_config: RealmConfig,
+    /// The scripts folder, by file stem.
+    scripts: BTreeMap<String, ScriptFile>,
+    /// Script stems refused for their name (said once).
+    bad_script_names: std::collections::BTreeSet<String>,
+    scripts_watch: Option<ScriptsWatch>,
     applied_text: String,
     rejected_text: Option<String>,
     realm_error: Option<String>,
@@ -148,6 +229,10 @@ impl Realm {
                 wires: Vec::new(),
                 ..config.clone()
             },
+            file_config: config.clone(),
+            scripts: BTreeMap::new(),
+            bad_script_names: Default::default(),
+            scripts_watch: None,
             applied_text: String::new(),
             rejected_text: None,
             realm_error: None,
@@ -169,7 +254,9 @@ impl Realm {
         if let vault::OpenReport::Recovered { .. } = report {
             realm.vault_changed_at = Some(Instant::now());
         }
-        realm.apply(config);
+        // Scripts already in the folder are complete: they play at once.
+        realm.scan_scripts(true);
+        realm.apply(config.with_scripts(&realm.live_scripts()));
         realm.applied_text = text;
         Ok(realm)
     }
@@ -178,6 +265,200 @@ impl Realm {
     /// the directory is removed and comes back (`cargo clean`).
     pub fn watch_libraries(&mut self, watch: crate::watch::LibraryWatch) {
         self.library_watch = Some(watch);
+    }
+
+    /// Watches the scripts folder; changes wake the loop as
+    /// [`Message::ScriptsChanged`]. Without it the folder is still scanned
+    /// every reconcile period.
+    pub fn watch_scripts(&mut self, tx: mpsc::Sender<Message>) {
+        let dir = self.file_config.settings.scripts_dir.clone();
+        let mut w = ScriptsWatch {
+            dir: dir.clone(),
+            tx,
+            armed_on: None,
+            _watcher: None,
+        };
+        w.armed_on = Some((u64::MAX, u64::MAX));
+        w.check(&dir);
+        self.scripts_watch = Some(w);
+    }
+
+    /// The scripts that play, by stem.
+    fn live_scripts(&self) -> BTreeMap<String, LiveScript> {
+        self.scripts
+            .iter()
+            .filter_map(|(stem, s)| {
+                Some((
+                    stem.clone(),
+                    LiveScript {
+                        path: s.path.clone(),
+                        text: s.live.clone()?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Scans the scripts folder and applies what changed: a new or changed
+    /// valid script (settled) starts or swaps in, a deleted one stops.
+    fn check_scripts(&mut self) {
+        if let Some(w) = self.scripts_watch.as_mut() {
+            w.check(&self.file_config.settings.scripts_dir);
+        }
+        if self.scan_scripts(false) {
+            let new = self.file_config.with_scripts(&self.live_scripts());
+            self.apply(new);
+        }
+    }
+
+    /// Reads the scripts folder; returns true when the set of live scripts
+    /// or one of their texts changed.
+    ///
+    /// A new text is validated once it is unchanged for the settle time
+    /// (half a reconcile period, 20–100 ms), or at once when the file
+    /// arrived by rename (editors rename complete files) and is valid; at
+    /// start (`initial`) every file is taken as complete. Validation is
+    /// the whole TimeSeq load (JSON, structure, processor build) at the
+    /// engine's rate, here on the control thread. An invalid version is
+    /// reported (log and status, with the spec's location and code) and the
+    /// previous version keeps playing.
+    fn scan_scripts(&mut self, initial: bool) -> bool {
+        let dir = self.file_config.settings.scripts_dir.clone();
+        let settle = self.realm_settle();
+        let rate = self.engine.config().sample_rate as f32;
+        let mut changed = false;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        for path in files {
+            if path.extension().and_then(|e| e.to_str()) != Some("json") || !path.is_file() {
+                continue;
+            }
+            let Some(stem) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            if stem.starts_with('.') {
+                continue; // editors' hidden temporary files
+            }
+            if !valid_script_stem(&stem) {
+                if self.bad_script_names.insert(stem.clone()) {
+                    tracing::warn!(
+                        "script {} is ignored: a script name may only use letters, digits, `_`, `-` and `.`",
+                        path.display()
+                    );
+                }
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            seen.insert(stem.clone());
+            let ino = file_ino(&path);
+            let st = self
+                .scripts
+                .entry(stem.clone())
+                .or_insert_with(|| ScriptFile {
+                    path: path.clone(),
+                    ..Default::default()
+                });
+            if st.live.as_deref() == Some(text.as_str()) {
+                st.pending = None;
+                st.ino = ino;
+                if st.rejected.take().is_some() {
+                    st.error = None;
+                    tracing::info!("script {stem}: back to the version that plays");
+                }
+                continue;
+            }
+            if st.rejected.as_deref() == Some(text.as_str()) {
+                st.pending = None;
+                continue;
+            }
+            let renamed = st.ino.is_some() && ino.is_some() && ino != st.ino;
+            let quiet = st
+                .pending
+                .as_ref()
+                .is_some_and(|(t, since)| *t == text && since.elapsed() >= settle);
+            if !(initial || renamed || quiet) {
+                if st.pending.as_ref().is_none_or(|(t, _)| *t != text) {
+                    st.pending = Some((text, Instant::now()));
+                }
+                continue;
+            }
+            match timeseq::Engine::load(&text, rate) {
+                Ok(_) => {
+                    st.pending = None;
+                    st.ino = ino;
+                    st.live = Some(text);
+                    st.rejected = None;
+                    st.error = None;
+                    st.versions += 1;
+                    changed = true;
+                    tracing::info!(
+                        "script {}: version {} valid, {}",
+                        path.display(),
+                        st.versions,
+                        if st.versions == 1 {
+                            "starting it"
+                        } else {
+                            "swapping it in"
+                        }
+                    );
+                }
+                Err(_) if !(initial || quiet) => {
+                    // Arrived by rename but not valid: maybe still being
+                    // written; it is judged once it settles.
+                    st.pending = Some((text, Instant::now()));
+                }
+                Err(e) => {
+                    let errors = e.errors();
+                    let first = errors.first().cloned();
+                    let keeps = if st.live.is_some() {
+                        "the previous version keeps playing"
+                    } else {
+                        "it does not play until it is fixed"
+                    };
+                    for err in &errors {
+                        tracing::error!("script {}: {err}", path.display());
+                    }
+                    tracing::error!(
+                        "script {}: {} error(s); {keeps}",
+                        path.display(),
+                        errors.len()
+                    );
+                    st.error = Some(json!({
+                        "location": first.as_ref().map(|f| f.location.clone()),
+                        "code": first.as_ref().and_then(|f| f.code),
+                        "message": first.as_ref().map(|f| f.message.clone()),
+                        "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                    }));
+                    st.pending = None;
+                    st.ino = ino;
+                    st.rejected = Some(text);
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .scripts
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for stem in gone {
+            if let Some(st) = self.scripts.remove(&stem) {
+                if st.live.is_some() {
+                    tracing::info!("script {}: deleted, stopping it", st.path.display());
+                    changed = true;
+                }
+            }
+        }
+        changed
     }
 
     /// The realm's settings as applied.
@@ -854,9 +1135,15 @@ impl Realm {
         }
         self.realm_pending = None;
         self.realm_ino = ino;
-        match RealmConfig::parse(&path, &text).and_then(|new| self.check_edit(new)) {
-            Ok(new) => {
+        let live = self.live_scripts();
+        let parsed = RealmConfig::parse(&path, &text).and_then(|file| {
+            let merged = self.check_edit(file.with_scripts(&live))?;
+            Ok((file, merged))
+        });
+        match parsed {
+            Ok((file, new)) => {
                 tracing::info!("{} changed: applying", path.display());
+                self.file_config = file;
                 self.apply(new);
                 self.applied_text = text;
                 self.rejected_text = None;
@@ -972,6 +1259,7 @@ impl Realm {
             }
         }
         self.check_realm_file();
+        self.check_scripts();
 
         self.respawn_due();
 
@@ -1042,7 +1330,13 @@ impl Realm {
             .realm_pending
             .as_ref()
             .map(|(_, t)| *t + self.realm_settle());
-        library.into_iter().chain(realm).min()
+        let settle = self.realm_settle();
+        let scripts = self
+            .scripts
+            .values()
+            .filter_map(|s| s.pending.as_ref().map(|(_, t)| *t + settle))
+            .min();
+        library.into_iter().chain(realm).chain(scripts).min()
     }
 
     /// Respawns every library whose file has not changed for the debounce
@@ -1058,6 +1352,13 @@ impl Realm {
             .is_some_and(|(_, t)| t.elapsed() >= self.realm_settle())
         {
             self.check_realm_file();
+        }
+        if self.scripts.values().any(|s| {
+            s.pending
+                .as_ref()
+                .is_some_and(|(_, t)| t.elapsed() >= self.realm_settle())
+        }) {
+            self.check_scripts();
         }
         let debounce = self.reload_debounce();
         let due: Vec<String> = self
@@ -1167,7 +1468,25 @@ impl Realm {
             })
             .collect();
         let e = self.engine.stats();
+        let scripts: Vec<Value> = self
+            .scripts
+            .iter()
+            .map(|(stem, s)| {
+                json!({
+                    "name": stem,
+                    "imp": script_imp(stem),
+                    "file": s.path,
+                    "state": if s.live.is_some() { "playing" } else if s.error.is_some() { "invalid" } else { "waiting" },
+                    "versions": s.versions,
+                    "error": s.error,
+                })
+            })
+            .collect();
         json!({
+            "scripts": {
+                "dir": self.file_config.settings.scripts_dir,
+                "files": scripts,
+            },
             "uptime_s": self.started.elapsed().as_secs_f64(),
             "pid": std::process::id(),
             "reconcile_ticks": self.ticks,
@@ -1242,6 +1561,7 @@ impl Realm {
                 Ok(Message::LibraryChanged(library)) => {
                     self.pending_libraries.insert(library, Instant::now());
                 }
+                Ok(Message::ScriptsChanged) => self.check_scripts(),
                 Ok(Message::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
