@@ -1476,7 +1476,10 @@ impl Realm {
                     "name": stem,
                     "imp": script_imp(stem),
                     "file": s.path,
-                    "state": if s.live.is_some() { "playing" } else if s.error.is_some() { "invalid" } else { "waiting" },
+                    // `invalid`: the newest version was refused (a
+                    // previous one may still play: `playing`).
+                    "state": if s.error.is_some() { "invalid" } else if s.live.is_some() { "playing" } else { "waiting" },
+                    "playing": s.live.is_some(),
                     "versions": s.versions,
                     "error": s.error,
                 })
