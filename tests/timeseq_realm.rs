@@ -253,3 +253,116 @@ fn midi_in_reaches_the_script_inputs_at_its_frame() {
     );
     assert_eq!(alloc_guard::thread_violations(), violations);
 }
+
+/// Output 3 (the gate) follows input 4 (the MIDI clock pulse); the pitch
+/// (output 2) stays at 0 V = C4.
+const CLOCK_ECHO: &str = r#"{
+  "type": "not-things_timeseq_script", "version": "1.2.0",
+  "timelines": [{ "lanes": [{ "auto-start": true, "loop": true, "segments": [
+    { "duration": { "samples": 1 }, "actions": [
+      { "set-value": { "output": 3, "value": { "input": 4 } } }
+    ] }
+  ] }] }]
+}"#;
+
+#[test]
+fn midi_clock_pulses_an_input_and_midi_transport_stops_and_continues() {
+    let mut rig = Rig::new(
+        "[imps.keys]\nlibrary = \"monitor\"\nconfig = { log = false }\n\n\
+         [scripts.clock]\nfrom = \"keys\"\nto = []\n",
+    );
+    std::fs::write(rig.scripts.join("clock.json"), CLOCK_ECHO).unwrap();
+    rig.until("the clock script to play", |s| {
+        imp_of(s, "seq.clock")["state"] == "thawed"
+    });
+    rig.cycles(4);
+    let keys = {
+        let s = rig.realm.status();
+        assert_eq!(imp_of(&s, "keys")["state"], "thawed");
+        // The keys imp passes everything on; find its slot from an event.
+        rig.realm.handle(realm::Request::Send {
+            imp: "keys".into(),
+            bytes: vec![0xB0, 1, 1],
+        });
+        rig.events.clear();
+        rig.cycles(1);
+        rig.events[0].slot
+    };
+    let script_notes = |rig: &Rig| -> Vec<(u64, [u8; 3])> {
+        rig.events
+            .iter()
+            .filter(|e| e.slot != keys)
+            .map(|e| (e.time, e.event.bytes))
+            .collect()
+    };
+    let violations = alloc_guard::thread_violations();
+    // A clock tick at frame 10: a 1 ms (48-sample) pulse on input 4,
+    // crossing into the next cycle.
+    rig.events.clear();
+    let t = rig.core.position();
+    rig.core.push_input(keys, imp::RtEvent::midi(10, &[0xF8]));
+    rig.cycles(2);
+    assert_eq!(
+        script_notes(&rig),
+        vec![(t + 10, [0x90, 60, 100]), (t + 58, [0x80, 60, 0])]
+    );
+
+    // A tick at 20, MIDI stop at 30: the note ends at the stop; nothing
+    // plays while stopped, not even the next tick.
+    rig.events.clear();
+    let t = rig.core.position();
+    rig.core.push_input(keys, imp::RtEvent::midi(20, &[0xF8]));
+    rig.core.push_input(keys, imp::RtEvent::midi(30, &[0xFC]));
+    rig.cycles(2);
+    rig.core.push_input(keys, imp::RtEvent::midi(5, &[0xF8]));
+    rig.cycles(2);
+    assert_eq!(
+        script_notes(&rig),
+        vec![(t + 20, [0x90, 60, 100]), (t + 30, [0x80, 60, 0])]
+    );
+    rig.realm.tick();
+    assert_eq!(
+        imp_of(&rig.realm.status(), "seq.clock")["status"]["running"],
+        false
+    );
+
+    // MIDI continue at 3, a tick at 40: it plays again.
+    rig.events.clear();
+    let t = rig.core.position();
+    rig.core.push_input(keys, imp::RtEvent::midi(3, &[0xFB]));
+    rig.core.push_input(keys, imp::RtEvent::midi(40, &[0xF8]));
+    rig.cycles(2);
+    assert_eq!(
+        script_notes(&rig),
+        vec![(t + 40, [0x90, 60, 100]), (t + 88, [0x80, 60, 0])]
+    );
+    assert_eq!(alloc_guard::thread_violations(), violations);
+    rig.realm.tick();
+    assert_eq!(
+        imp_of(&rig.realm.status(), "seq.clock")["status"]["running"],
+        true
+    );
+}
+
+#[test]
+fn the_demo_script_is_valid_and_plays_into_the_default_realms_synth() {
+    let path = workspace().join("scripts/demo.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    if let Err(e) = timeseq::Engine::load(&text, 48000.0) {
+        panic!("scripts/demo.json: {:?}", e.errors());
+    }
+    let config = RealmConfig::load(&workspace().join("realm.toml")).unwrap();
+    assert_eq!(config.settings.scripts_dir, workspace().join("scripts"));
+    let live = [("demo".to_string(), realm::config::LiveScript { path, text })]
+        .into_iter()
+        .collect();
+    let merged = config.with_scripts(&live);
+    assert_eq!(merged.imps["seq.demo"].library, "timeseq_player");
+    assert!(
+        merged
+            .wires
+            .iter()
+            .any(|w| w.from == "seq.demo" && w.to == "synth"),
+        "the default realm has an imp named synth, and scripts play into it"
+    );
+}

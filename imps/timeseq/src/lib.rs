@@ -118,6 +118,9 @@ pub struct PlayerRt {
     handed_len: usize,
     samples: u64,
     started: bool,
+    /// Whether any output is mapped to MIDI: only then must the script be
+    /// watched sample by sample where it changes.
+    observed: bool,
     commands: rtrb::Consumer<Cmd>,
     shared: Arc<Shared>,
 }
@@ -189,6 +192,7 @@ impl Imp for Player {
             handed_len: 0,
             samples: 0,
             started: false,
+            observed: !(map.notes.is_empty() && map.cc.is_empty() && map.bend.is_empty()),
             commands: rx,
             shared,
             map,
@@ -514,7 +518,16 @@ impl RtPart for PlayerRt {
                 boundary = (self.clock_off_at - base).max(f as u64) as u32;
             }
             if boundary > f {
-                let quiet = self.engine.quiet_ahead();
+                let quiet = if self.observed {
+                    self.engine.quiet_ahead()
+                } else if self.engine.quiet_ahead() == u64::MAX {
+                    u64::MAX
+                } else {
+                    // Nothing is mapped out: no change needs a frame, so
+                    // the samples up to the next event go in one call
+                    // (inputs are constant there, which keeps it exact).
+                    (boundary - f) as u64
+                };
                 if quiet == u64::MAX {
                     // Stopped: nothing runs until an event.
                     f = boundary;
