@@ -12,6 +12,10 @@
 //! - `timeseq/oscillator_x64`: `samples/oscillator.json` with the default
 //!   mapping (its saw on output 2 read as pitch and triangle on output 3 as
 //!   gate: a note storm, notes retriggered every few samples);
+//! - `timeseq/oscillator_x64_square_gate`: the same script with only its
+//!   261.63 Hz square (output 1) mapped, as pitch and gate: watched sample
+//!   by sample (its other outputs change every sample), about one note
+//!   event per cycle;
 //! - `timeseq/oscillator_x64_no_midi`: the same script with nothing mapped
 //!   (`notes = []`): the script's own cost plus the player's stepping;
 //! - `timeseq/arp_gate_x64`: `samples/chords-and-notes-arp-gate.json`, a
@@ -64,6 +68,11 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("timeseq");
     for (name, script, mapping) in [
         ("oscillator_x64", "oscillator.json", json!({})),
+        (
+            "oscillator_x64_square_gate",
+            "oscillator.json",
+            json!({ "notes": [{ "pitch": 1, "gate": 1 }] }),
+        ),
         (
             "oscillator_x64_no_midi",
             "oscillator.json",

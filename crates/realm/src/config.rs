@@ -179,6 +179,8 @@ pub struct ScriptSpec {
     pub to: Option<Vec<String>>,
     /// Imps wired into the script's input 0 (MIDI in).
     pub from: Vec<String>,
+    /// More wires from the script's numbered outputs: (output, imp, input).
+    pub wires: Vec<(u8, String, u8)>,
     /// The rest of the table: the voltage↔MIDI mapping, checked by the
     /// player library.
     pub mapping: serde_json::Value,
@@ -507,7 +509,47 @@ impl RealmConfig {
             };
             let to = names("to")?;
             let from = names("from")?.unwrap_or_default();
-            if let Some(n) = to.iter().flatten().find(|n| from.contains(n)) {
+            let mut extra = Vec::new();
+            if let Some(w) = table.remove("wires") {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct ScriptWire {
+                    #[serde(default)]
+                    output: u8,
+                    to: String,
+                    #[serde(default)]
+                    input: u8,
+                }
+                let list: Vec<ScriptWire> = w.try_into().map_err(|e: toml::de::Error| {
+                    err(
+                        Some(span.clone()),
+                        format!(
+                            "[scripts.{}] wires: a list of {{ output = N, to = \"imp\", input = N }}: {}",
+                            stem.get_ref(),
+                            e.message()
+                        ),
+                    )
+                })?;
+                for w in list {
+                    if !imps.contains_key(&w.to) {
+                        return Err(err(
+                            Some(span.clone()),
+                            format!(
+                                "[scripts.{}] wires: to = \"{}\": no imp of that name is declared",
+                                stem.get_ref(),
+                                w.to
+                            ),
+                        ));
+                    }
+                    extra.push((w.output, w.to, w.input));
+                }
+            }
+            if let Some(n) = to
+                .iter()
+                .flatten()
+                .chain(extra.iter().map(|w| &w.1))
+                .find(|n| from.contains(n))
+            {
                 return Err(err(
                     Some(span),
                     format!(
@@ -523,6 +565,7 @@ impl RealmConfig {
                 ScriptSpec {
                     to,
                     from,
+                    wires: extra,
                     mapping,
                     location,
                 },
@@ -584,6 +627,14 @@ impl RealmConfig {
                     output: 0,
                     to: t,
                     input: 0,
+                });
+            }
+            for (output, t, input) in spec.map(|s| s.wires.clone()).unwrap_or_default() {
+                out.wires.push(WireSpec {
+                    from: name.clone(),
+                    output,
+                    to: t,
+                    input,
                 });
             }
             let before = out.wires.len();
@@ -798,7 +849,8 @@ mod tests {
     #[test]
     fn scripts_play_into_synth_by_default_and_tables_wire_and_map_them() {
         let text = "[imps.synth]\nlibrary = \"midi_port\"\n[imps.keys]\nlibrary = \"midi_port\"\n\
-                    [scripts.bass]\nto = [\"keys\"]\nfrom = \"synth\"\nnotes = [{ pitch = 1, gate = 2 }]\n";
+                    [scripts.bass]\nto = [\"keys\"]\nfrom = \"synth\"\nnotes = [{ pitch = 1, gate = 2 }]\n\
+                    wires = [{ output = 1, to = \"keys\", input = 2 }]\n";
         let c = parse(text).unwrap();
         assert_eq!(c.settings.scripts_dir, Path::new("/music/scripts"));
         let m = c.with_scripts(&live(&["demo", "bass"]));
@@ -819,10 +871,12 @@ mod tests {
             wires,
             vec![
                 ("seq.bass", "keys"),
+                ("seq.bass", "keys"),
                 ("synth", "seq.bass"),
                 ("seq.demo", "synth")
             ]
         );
+        assert_eq!((m.wires[1].output, m.wires[1].input), (1, 2));
         // No synth, no default wire.
         let c = parse("[imps.keys]\nlibrary = \"midi_port\"\n").unwrap();
         assert!(c.with_scripts(&live(&["demo"])).wires.is_empty());
