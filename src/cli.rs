@@ -389,6 +389,24 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
             imp["last_error"].as_str().unwrap_or("-"),
         );
     }
+    for script in v["scripts"]["files"].as_array().into_iter().flatten() {
+        if let Some(errors) = script["error"]["errors"].as_array() {
+            println!(
+                "script {} REFUSED ({}): {}",
+                script["file"].as_str().unwrap_or("?"),
+                if script["playing"] == true {
+                    "the previous version keeps playing"
+                } else {
+                    "not playing"
+                },
+                errors
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+    }
     let e = &v["engine"];
     println!(
         "engine: {} Hz / {} frames, {} cycles, slowest {:.1} µs ({:.1}% of a block), {} overruns, {} swaps, \

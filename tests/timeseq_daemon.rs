@@ -115,6 +115,13 @@ fn scripts_swap_refuse_invalid_versions_stop_and_end_their_notes() {
     );
     assert_eq!(counts(&s), (1, 0), "C4 still sounds, nothing else happened");
     assert!(d.log_text().contains("[1502]"), "the log has the error too");
+    let text = String::from_utf8(d.cli(&["status"]).stdout).unwrap();
+    assert!(
+        text.contains("REFUSED (the previous version keeps playing)") && text.contains("[1502]"),
+        "{text}"
+    );
+    let text = String::from_utf8(seq(&d, &["list"]).stdout).unwrap();
+    assert!(text.contains("song") && text.contains("[1502]"), "{text}");
 
     // A half-written valid version (written in place, not renamed) is never
     // loaded: at most reported, while C4 plays on.
