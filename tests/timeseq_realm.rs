@@ -83,8 +83,10 @@ impl Rig {
 
 /// Note events `(sample, bytes)` that a trace of the script implies for
 /// the default mapping (pitch on output 2, gate on output 3, velocity 100,
-/// channel 1): a gate rising to ≥ 1 V starts the note of the pitch at that
-/// sample, falling ends it, a pitch change under a held gate retriggers.
+/// MIDI channel 1): voice `c` is channel `c` of both ports, as many voices
+/// as output 2 has channels, a mono gate serving them all; a gate rising to
+/// ≥ 1 V starts the note of the pitch at that sample, falling ends it, a
+/// pitch change under a held gate retriggers; per sample, voices in order.
 /// The trace comes from the `impresario timeseq trace` command itself.
 fn notes_from_trace(script: &Path, samples: u64) -> Vec<(u64, [u8; 3])> {
     let out = std::process::Command::new(binary())
@@ -94,8 +96,9 @@ fn notes_from_trace(script: &Path, samples: u64) -> Vec<(u64, [u8; 3])> {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let (mut pitch, mut gate) = (0.0f64, 0.0f64);
-    let mut sounding: Option<u8> = None;
+    let (mut pitch, mut gate) = ([0.0f64; 16], [0.0f64; 16]);
+    let (mut poly_pitch, mut poly_gate) = (1usize, 1usize);
+    let mut sounding: [Option<u8>; 16] = [None; 16];
     let mut notes = Vec::new();
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let Some(rest) = line.strip_prefix('@') else {
@@ -104,44 +107,57 @@ fn notes_from_trace(script: &Path, samples: u64) -> Vec<(u64, [u8; 3])> {
         let mut words = rest.split_whitespace();
         let at: u64 = words.next().unwrap().parse().unwrap();
         for w in words {
-            if let Some(v) = w.strip_prefix("o2.1=") {
-                pitch = v.parse().unwrap();
-            } else if let Some(v) = w.strip_prefix("o3.1=") {
-                gate = v.parse().unwrap();
+            let (key, value) = w.split_once('=').unwrap();
+            match key {
+                "poly2" => poly_pitch = value.parse().unwrap(),
+                "poly3" => poly_gate = value.parse().unwrap(),
+                _ => {
+                    let Some((port, ch)) = key.strip_prefix('o').and_then(|k| k.split_once('.'))
+                    else {
+                        continue;
+                    };
+                    let ch: usize = ch.parse::<usize>().unwrap() - 1;
+                    match port {
+                        "2" => pitch[ch] = value.parse().unwrap(),
+                        "3" => gate[ch] = value.parse().unwrap(),
+                        _ => {}
+                    }
+                }
             }
         }
-        let note = (60.0 + pitch * 12.0).round().clamp(0.0, 127.0) as u8;
-        let high = gate >= 1.0;
-        if let Some(n) = sounding {
-            if !high || n != note {
-                notes.push((at, [0x80, n, 0]));
-                sounding = None;
+        for v in 0..16 {
+            let g = if poly_gate <= 1 { gate[0] } else { gate[v] };
+            let high = v < poly_pitch && g >= 1.0;
+            let note = (60.0 + pitch[v] * 12.0).round().clamp(0.0, 127.0) as u8;
+            if let Some(n) = sounding[v] {
+                if !high || n != note {
+                    notes.push((at, [0x80, n, 0]));
+                    sounding[v] = None;
+                }
             }
-        }
-        if high && sounding.is_none() {
-            notes.push((at, [0x90, note, 100]));
-            sounding = Some(note);
+            if high && sounding[v].is_none() {
+                notes.push((at, [0x90, note, 100]));
+                sounding[v] = Some(note);
+            }
         }
     }
     notes
 }
 
-#[test]
-fn a_dropped_script_plays_the_notes_of_its_trace_at_their_exact_samples() {
+/// Drops `script` into a fresh realm (after some cycles), plays `samples`
+/// samples and compares every note event with the trace's, sample for
+/// sample; the allocation guard watches the cycles.
+fn plays_its_trace(script: &Path, samples: u64) -> Vec<(u64, [u8; 3])> {
     let mut rig = Rig::new("[imps]\n");
     // Some time passes first, so script sample 0 is not engine sample 0.
     rig.cycles(37);
-    let script = sample("chords-and-notes-arp-gate.json");
-    std::fs::copy(&script, rig.scripts.join("arp.json")).unwrap();
+    std::fs::copy(script, rig.scripts.join("song.json")).unwrap();
     let status = rig.until("the script to play", |s| {
-        imp_of(s, "seq.arp")["state"] == "thawed"
+        imp_of(s, "seq.song")["state"] == "thawed"
     });
-    assert_eq!(imp_of(&status, "seq.arp")["library"], "timeseq_player");
+    assert_eq!(imp_of(&status, "seq.song")["library"], "timeseq_player");
 
     let violations = alloc_guard::thread_violations();
-    // 4 bars at 120 BPM = 8 s = 384000 samples: the whole loop and into
-    // the next.
-    let samples: u64 = 400_000;
     rig.cycles(samples as usize / 64 + 2);
     assert_eq!(
         alloc_guard::thread_violations(),
@@ -149,7 +165,7 @@ fn a_dropped_script_plays_the_notes_of_its_trace_at_their_exact_samples() {
         "no allocation on the engine thread while the script plays"
     );
     rig.realm.tick();
-    let player = imp_of(&rig.realm.status(), "seq.arp")["status"].clone();
+    let player = imp_of(&rig.realm.status(), "seq.song")["status"].clone();
     let start = player["started_at"].as_u64().expect("started");
     assert!(start >= 37 * 64, "started after the drop: {player}");
     assert!(
@@ -163,8 +179,7 @@ fn a_dropped_script_plays_the_notes_of_its_trace_at_their_exact_samples() {
         .filter(|e| e.time >= start && e.time < start + samples)
         .map(|e| (e.time - start, e.event.bytes))
         .collect();
-    let expected = notes_from_trace(&script, samples);
-    assert!(expected.len() > 60, "the trace implies notes: {expected:?}");
+    let expected = notes_from_trace(script, samples);
     assert_eq!(played.len(), expected.len());
     for (i, (p, e)) in played.iter().zip(&expected).enumerate() {
         assert_eq!(
@@ -175,6 +190,39 @@ fn a_dropped_script_plays_the_notes_of_its_trace_at_their_exact_samples() {
     // Events that leave mid-block leave at their frame: most of these are
     // not at a block boundary.
     assert!(played.iter().any(|(t, _)| !(t + start).is_multiple_of(64)));
+    played
+}
+
+#[test]
+fn a_dropped_script_plays_the_notes_of_its_trace_at_their_exact_samples() {
+    // 4 bars at 120 BPM = 8 s = 384000 samples: the whole loop and into
+    // the next.
+    let played = plays_its_trace(&sample("chords-and-notes-arp-gate.json"), 400_000);
+    assert!(played.len() > 60, "the trace implies notes: {played:?}");
+}
+
+#[test]
+fn a_two_voice_script_plays_both_voices_at_their_exact_samples() {
+    // The demo: arpeggio on channel 1 of outputs 2/3, bass on channel 2;
+    // 4 bars at 100 BPM = 460800 samples.
+    let played = plays_its_trace(&workspace().join("scripts/demo.json"), 480_000);
+    let notes: std::collections::BTreeSet<u8> = played
+        .iter()
+        .filter(|(_, b)| b[0] == 0x90)
+        .map(|(_, b)| b[1])
+        .collect();
+    assert!(
+        notes.contains(&45) && notes.contains(&69),
+        "bass A2 and arpeggio A4: {notes:?}"
+    );
+    // Both voices sound at once.
+    let mut sounding = 0i32;
+    let mut most = 0;
+    for (_, b) in &played {
+        sounding += if b[0] == 0x90 { 1 } else { -1 };
+        most = most.max(sounding);
+    }
+    assert_eq!(most, 2);
 }
 
 /// A script that copies its note inputs to its outputs every sample:
@@ -365,4 +413,73 @@ fn the_demo_script_is_valid_and_plays_into_the_default_realms_synth() {
             .any(|w| w.from == "seq.demo" && w.to == "synth"),
         "the default realm has an imp named synth, and scripts play into it"
     );
+}
+
+/// Output 4 glides 0 → 10 V over 1000 samples, then holds 3 V for 500;
+/// output 5 glides -5 → 5 V over 700 samples.
+const GLIDES: &str = r#"{
+  "type": "not-things_timeseq_script", "version": "1.2.0",
+  "timelines": [{ "lanes": [
+    { "auto-start": true, "loop": true, "segments": [
+      { "duration": { "samples": 1000 }, "actions": [
+        { "timing": "glide", "start-value": 0, "end-value": 10, "output": 4 } ] },
+      { "duration": { "samples": 500 }, "actions": [
+        { "set-value": { "output": 4, "value": 3 } } ] } ] },
+    { "auto-start": true, "loop": true, "segments": [
+      { "duration": { "samples": 700 }, "actions": [
+        { "timing": "glide", "start-value": -5, "end-value": 5, "output": 5 } ] } ] }
+  ] }]
+}"#;
+
+#[test]
+fn cc_and_pitch_bend_leave_when_their_value_changes_at_that_sample() {
+    let mut rig = Rig::new(
+        "[imps]\n[scripts.glides]\nnotes = []\ncc = [{ port = 4, cc = 1, channel = 2 }]\n\
+         bend = [{ port = 5, range = 5.0 }]\n",
+    );
+    std::fs::write(rig.scripts.join("glides.json"), GLIDES).unwrap();
+    rig.until("the glides to play", |s| {
+        imp_of(s, "seq.glides")["state"] == "thawed"
+    });
+    let samples = 6000u64;
+    let violations = alloc_guard::thread_violations();
+    rig.cycles(samples as usize / 64 + 2);
+    assert_eq!(alloc_guard::thread_violations(), violations);
+    rig.realm.tick();
+    let start = imp_of(&rig.realm.status(), "seq.glides")["status"]["started_at"]
+        .as_u64()
+        .unwrap();
+    let played: Vec<(u64, [u8; 3])> = rig
+        .events
+        .iter()
+        .filter(|e| e.time >= start && e.time < start + samples)
+        .map(|e| (e.time - start, e.event.bytes))
+        .collect();
+
+    // The expectation, from the timeseq crate sample by sample: CC 1 on
+    // channel 2 = round(v / 10 × 127), bend = 8192 + round(v / 5 × 8191),
+    // each sent at the sample its value changes (and at sample 0).
+    let mut e = timeseq::Engine::load(GLIDES, 48000.0).unwrap();
+    e.start(0);
+    let (mut cc, mut bend) = (-1i32, -1i32);
+    let mut expected = Vec::new();
+    for n in 0..samples {
+        e.process(1);
+        let c = (e.output(3, 0) / 10.0 * 127.0).round().clamp(0.0, 127.0) as i32;
+        if c != cc {
+            cc = c;
+            expected.push((n, [0xB1, 1, c as u8]));
+        }
+        let x = (e.output(4, 0) / 5.0).clamp(-1.0, 1.0);
+        let b = (8192.0 + (x * 8191.0).round()) as i32;
+        if b != bend {
+            bend = b;
+            expected.push((n, [0xE0, (b & 0x7F) as u8, (b >> 7) as u8]));
+        }
+    }
+    assert!(expected.len() > 1000, "{}", expected.len());
+    assert_eq!(played.len(), expected.len());
+    for (i, (p, x)) in played.iter().zip(&expected).enumerate() {
+        assert_eq!(p, x, "event {i}");
+    }
 }
