@@ -483,3 +483,49 @@ fn cc_and_pitch_bend_leave_when_their_value_changes_at_that_sample() {
         assert_eq!(p, x, "event {i}");
     }
 }
+
+#[test]
+fn a_mapping_edit_in_realm_toml_is_checked_by_the_player_and_applied() {
+    let mut rig = Rig::new("[imps]\n");
+    std::fs::write(rig.scripts.join("glides.json"), GLIDES).unwrap();
+    rig.until("the script to play", |s| {
+        imp_of(s, "seq.glides")["state"] == "thawed"
+    });
+    let realm = rig._dir.path().join("realm.toml");
+    // A bad port: refused with the line of the table and the key.
+    std::fs::write(
+        &realm,
+        realm_text("[imps]\n\n[scripts.glides]\nnotes = [{ pitch = 9, gate = 3 }]\n"),
+    )
+    .unwrap();
+    let s = rig.until("the edit to be refused", |s| !s["realm_error"].is_null());
+    let e = s["realm_error"].as_str().unwrap();
+    assert!(
+        e.contains("notes[0].pitch = 9") && e.contains("realm.toml:"),
+        "{e}"
+    );
+    assert_eq!(imp_of(&s, "seq.glides")["state"], "thawed");
+    assert_eq!(imp_of(&s, "seq.glides")["reload_count"], 0);
+
+    // A good one: the player is swapped with the new mapping (CC 7 from
+    // output 4), and the CCs start to flow.
+    std::fs::write(
+        &realm,
+        realm_text("[imps]\n\n[scripts.glides]\nnotes = []\ncc = [{ port = 4, cc = 7 }]\n"),
+    )
+    .unwrap();
+    rig.until("the edit to apply", |s| {
+        s["realm_error"].is_null()
+            && s["imps"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|i| i["name"] == "seq.glides"))
+    });
+    rig.events.clear();
+    rig.cycles(40);
+    assert!(
+        rig.events
+            .iter()
+            .any(|e| e.event.bytes[0] == 0xB0 && e.event.bytes[1] == 7),
+        "CC 7 flows after the edit"
+    );
+}
