@@ -13,11 +13,11 @@
 //!   mapping (its saw on output 2 read as pitch and triangle on output 3 as
 //!   gate: a note storm, notes retriggered every few samples);
 //! - `timeseq/oscillator_x64_square_gate`: the same script with only its
-//!   261.63 Hz square (output 1) mapped, as pitch and gate: watched sample
-//!   by sample (its other outputs change every sample), about one note
-//!   event per cycle;
+//!   130.8 Hz square (output 1) mapped, as pitch and gate: the player steps
+//!   only where the square can change (its other outputs change every
+//!   sample, unwatched, in blocks); a note event every 184 samples;
 //! - `timeseq/oscillator_x64_no_midi`: the same script with nothing mapped
-//!   (`notes = []`): the script's own cost plus the player's stepping;
+//!   (`notes = []`): the script's own cost in blocks between events;
 //! - `timeseq/arp_gate_x64`: `samples/chords-and-notes-arp-gate.json`, a
 //!   typical sequence (one note every 6000 samples).
 

@@ -88,7 +88,8 @@ impl Rig {
 /// ≥ 1 V starts the note of the pitch at that sample, falling ends it, a
 /// pitch change under a held gate retriggers; per sample, voices in order.
 /// The trace comes from the `impresario timeseq trace` command itself.
-fn notes_from_trace(script: &Path, samples: u64) -> Vec<(u64, [u8; 3])> {
+fn notes_from_trace(script: &Path, samples: u64, ports: (u8, u8)) -> Vec<(u64, [u8; 3])> {
+    let (pitch_port, gate_port) = (ports.0.to_string(), ports.1.to_string());
     let out = std::process::Command::new(binary())
         .args(["timeseq", "trace"])
         .arg(script)
@@ -108,19 +109,22 @@ fn notes_from_trace(script: &Path, samples: u64) -> Vec<(u64, [u8; 3])> {
         let at: u64 = words.next().unwrap().parse().unwrap();
         for w in words {
             let (key, value) = w.split_once('=').unwrap();
-            match key {
-                "poly2" => poly_pitch = value.parse().unwrap(),
-                "poly3" => poly_gate = value.parse().unwrap(),
-                _ => {
+            match key.strip_prefix("poly") {
+                Some(p) if p == pitch_port => poly_pitch = value.parse().unwrap(),
+                Some(p) if p == gate_port => poly_gate = value.parse().unwrap(),
+                Some(_) => {}
+                None => {
                     let Some((port, ch)) = key.strip_prefix('o').and_then(|k| k.split_once('.'))
                     else {
                         continue;
                     };
                     let ch: usize = ch.parse::<usize>().unwrap() - 1;
-                    match port {
-                        "2" => pitch[ch] = value.parse().unwrap(),
-                        "3" => gate[ch] = value.parse().unwrap(),
-                        _ => {}
+                    // (A port can be both pitch and gate.)
+                    if port == pitch_port {
+                        pitch[ch] = value.parse().unwrap();
+                    }
+                    if port == gate_port {
+                        gate[ch] = value.parse().unwrap();
                     }
                 }
             }
@@ -147,8 +151,11 @@ fn notes_from_trace(script: &Path, samples: u64) -> Vec<(u64, [u8; 3])> {
 /// Drops `script` into a fresh realm (after some cycles), plays `samples`
 /// samples and compares every note event with the trace's, sample for
 /// sample; the allocation guard watches the cycles.
-fn plays_its_trace(script: &Path, samples: u64) -> Vec<(u64, [u8; 3])> {
-    let mut rig = Rig::new("[imps]\n");
+fn plays_its_trace(script: &Path, samples: u64, ports: (u8, u8)) -> Vec<(u64, [u8; 3])> {
+    let mut rig = Rig::new(&format!(
+        "[imps]\n[scripts.song]\nnotes = [{{ pitch = {}, gate = {} }}]\n",
+        ports.0, ports.1
+    ));
     // Some time passes first, so script sample 0 is not engine sample 0.
     rig.cycles(37);
     std::fs::copy(script, rig.scripts.join("song.json")).unwrap();
@@ -179,7 +186,7 @@ fn plays_its_trace(script: &Path, samples: u64) -> Vec<(u64, [u8; 3])> {
         .filter(|e| e.time >= start && e.time < start + samples)
         .map(|e| (e.time - start, e.event.bytes))
         .collect();
-    let expected = notes_from_trace(script, samples);
+    let expected = notes_from_trace(script, samples, ports);
     assert_eq!(played.len(), expected.len());
     for (i, (p, e)) in played.iter().zip(&expected).enumerate() {
         assert_eq!(
@@ -197,15 +204,28 @@ fn plays_its_trace(script: &Path, samples: u64) -> Vec<(u64, [u8; 3])> {
 fn a_dropped_script_plays_the_notes_of_its_trace_at_their_exact_samples() {
     // 4 bars at 120 BPM = 8 s = 384000 samples: the whole loop and into
     // the next.
-    let played = plays_its_trace(&sample("chords-and-notes-arp-gate.json"), 400_000);
+    let played = plays_its_trace(&sample("chords-and-notes-arp-gate.json"), 400_000, (2, 3));
     assert!(played.len() > 60, "the trace implies notes: {played:?}");
+}
+
+#[test]
+fn the_oscillator_plays_its_notes_at_their_samples_while_its_other_outputs_run_unwatched() {
+    // The square (output 1, ±5 V, two 261.63 Hz segments) as pitch and
+    // gate: a note every 367 samples (C9 = 5 V) while the saw, triangle,
+    // sine and noise change every sample, unwatched.
+    let played = plays_its_trace(&sample("oscillator.json"), 48_000, (1, 1));
+    assert!(played.len() > 200, "{}", played.len());
+    // The saw as pitch and the triangle as gate: notes retriggered every
+    // few samples, every one at its sample.
+    let played = plays_its_trace(&sample("oscillator.json"), 24_000, (2, 3));
+    assert!(played.len() > 2000, "{}", played.len());
 }
 
 #[test]
 fn a_two_voice_script_plays_both_voices_at_their_exact_samples() {
     // The demo: arpeggio on channel 1 of outputs 2/3, bass on channel 2;
     // 4 bars at 100 BPM = 460800 samples.
-    let played = plays_its_trace(&workspace().join("scripts/demo.json"), 480_000);
+    let played = plays_its_trace(&workspace().join("scripts/demo.json"), 480_000, (2, 3));
     let notes: std::collections::BTreeSet<u8> = played
         .iter()
         .filter(|(_, b)| b[0] == 0x90)

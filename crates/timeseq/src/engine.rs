@@ -66,6 +66,57 @@ pub struct Engine {
     plain: bool,
     seq_depth: u32,
     seq_depth_overflows: u64,
+    /// Per lane: the output ports (bits 0–7) it can write, and [`COUPLED`] when it can
+    /// affect other lanes (see [`Engine::quiet_ahead_for`]). Computed at load.
+    lane_effects: Vec<u16>,
+}
+
+/// A lane that can change something other lanes see (a trigger, a variable, a
+/// sequence, a pause, a loop-lock) or whose effects are not known.
+const COUPLED: u16 = 1 << 8;
+
+/// What lane `l` of `p` can change: the output ports (bits 0–7) its actions write or set
+/// the polyphony of, plus [`COUPLED`] when any of its actions (or its timeline's
+/// loop-lock) can reach other lanes. Scripts with sequences are taken as coupled
+/// throughout (reading a sequence can move shared state).
+fn lane_effects(p: &Program, l: usize) -> u16 {
+    let lane = &p.lanes[l];
+    let locked = p
+        .timelines
+        .iter()
+        .any(|t| t.loop_lock && (t.l_start..t.l_end).contains(&(l as u32)));
+    if locked || !p.seqs.is_empty() {
+        return COUPLED;
+    }
+    let glide = |g: u32| match p.glides[g as usize].target {
+        GTarget::Output(port, _) => 1u16 << (port & 7),
+        GTarget::Var(_) => COUPLED,
+    };
+    let gate = |g: u32| 1u16 << (p.gates[g as usize].port & 7);
+    let mut m = 0u16;
+    for e in lane.e_start..lane.e_end {
+        let inst = &p.insts[p.entries[e as usize] as usize];
+        let starts = &p.alist[inst.st_start as usize..inst.st_end as usize];
+        let ends = &p.alist[inst.en_start as usize..inst.en_end as usize];
+        for &a in starts.iter().chain(ends) {
+            m |= match p.actions[a as usize].kind {
+                AKind::SetValue { port, .. } | AKind::SetPoly { port, .. } => 1 << (port & 7),
+                AKind::SetLabel { .. } | AKind::Assert { stop: false, .. } => 0,
+                AKind::Glide { g } => glide(g),
+                AKind::Gate { g } => gate(g),
+                _ => COUPLED,
+            };
+        }
+        let seg = &p.segs[inst.seg as usize];
+        for &o in &p.ongoing[seg.og_start as usize..seg.og_end as usize] {
+            m |= if o & GATE_TAG != 0 {
+                gate(o & !GATE_TAG)
+            } else {
+                glide(o)
+            };
+        }
+    }
+    m
 }
 
 impl Clone for Engine {
@@ -103,6 +154,7 @@ impl Clone for Engine {
             plain: self.plain,
             seq_depth: self.seq_depth,
             seq_depth_overflows: self.seq_depth_overflows,
+            lane_effects: self.lane_effects.clone(),
         }
     }
 }
@@ -184,6 +236,7 @@ impl Engine {
         let nvars = p.var_names.len();
         let assert_cap = 4 * p.assert_count as usize + 16;
         let nlanes = p.lanes.len();
+        let lane_effects = (0..nlanes).map(|l| lane_effects(&p, l)).collect();
         let mut e = Engine {
             p,
             script,
@@ -217,6 +270,7 @@ impl Engine {
             plain: false,
             seq_depth: 0,
             seq_depth_overflows: 0,
+            lane_effects,
         };
         e.build_glide_tables();
         e.build_batch_info();
@@ -730,6 +784,43 @@ impl Engine {
             Status::Running if self.span_len > 0 || self.plain => 0,
             Status::Running => self.skip,
         }
+    }
+
+    /// Like [`Engine::quiet_ahead`], for a host that only watches the output ports in
+    /// `ports` (bit `p` = port `p`, 0-based): how many following samples are certain to
+    /// change neither the voltages nor the polyphony of those ports, inputs held. Lanes
+    /// that only write other ports and cannot reach other lanes (no trigger, variable,
+    /// sequence, stop-on-fail assert or loop-lock) do not count, so a script whose other
+    /// outputs change every sample can still be processed in blocks between the watched
+    /// changes. Same rules of use as `quiet_ahead`. No allocation.
+    pub fn quiet_ahead_for(&self, ports: u8) -> u64 {
+        if self.reset_pending || self.start_delay > 0 {
+            return 0;
+        }
+        match self.status {
+            Status::Paused => return u64::MAX,
+            Status::Loading => return 0,
+            Status::Running if self.plain || !self.pending.is_empty() => return 0,
+            Status::Running => {}
+        }
+        let watched = ports as u16 | COUPLED;
+        // Positions are applied lazily while skipping and inside a span.
+        let lag = self.skipped + self.span_j;
+        let mut q = u64::MAX;
+        for (l, lane) in self.p.lanes.iter().enumerate() {
+            if self.lane_effects[l] & watched == 0 || lane.state != LANE_PROCESSING {
+                continue;
+            }
+            if lane.fast_seg == NO_SEG || lane.glide_busy {
+                return 0;
+            }
+            let pos = self.p.segs[lane.fast_seg as usize].pos + lag;
+            q = q.min(lane.fast_limit.saturating_sub(pos));
+            if q == 0 {
+                return 0;
+            }
+        }
+        q
     }
 
     /// Samples advanced by [`Engine::process_block`]'s batching so far (for tests).

@@ -623,3 +623,100 @@ fn quiet_ahead_never_hides_an_output_change() {
         }
     }
 }
+
+/// `quiet_ahead_for(ports)` is a promise about the watched ports: a host that steps one
+/// sample where it says 0 and processes the rest in blocks (cut at input changes, every
+/// 97 samples) sees every change of those ports' voltages and polyphony at its sample,
+/// while the other outputs may change inside the blocks; the state after each block is
+/// exactly the per-sample state. Checked for every fixture and each single watched port.
+#[test]
+fn quiet_ahead_for_never_hides_a_change_of_a_watched_port() {
+    let mut blocked_total = 0u64;
+    for f in common::fixture_scripts() {
+        let json = std::fs::read_to_string(&f).unwrap();
+        let Ok(proto) = Engine::load(&json, 48000.0) else {
+            continue;
+        };
+        for port in 0..8usize {
+            let mask = 1u8 << port;
+            let mut reference = proto.clone();
+            let mut host = proto.clone();
+            reference.start(0);
+            host.start(0);
+            let inputs = |n: u64, e: &mut Engine| {
+                if n.is_multiple_of(97) {
+                    e.set_input(0, 0, if (n / 97).is_multiple_of(2) { 5.0 } else { 0.0 });
+                }
+            };
+            let watched = |e: &Engine| (e.outputs()[port], e.polyphony(port));
+            let samples = 12_000u64;
+            let mut n = 0u64;
+            while n < samples {
+                inputs(n, &mut host);
+                inputs(n, &mut reference);
+                host.process(1);
+                reference.process(1);
+                assert_eq!(
+                    host.outputs(),
+                    reference.outputs(),
+                    "{}: sample {n}",
+                    f.display()
+                );
+                n += 1;
+                let next_change = (n / 97 + 1) * 97;
+                let quiet = host
+                    .quiet_ahead_for(mask)
+                    .min(samples - n)
+                    .min(next_change - n);
+                if quiet == 0 || n.is_multiple_of(97) {
+                    continue;
+                }
+                let held = watched(&reference);
+                for k in 0..quiet {
+                    reference.process(1);
+                    assert_eq!(
+                        watched(&reference),
+                        held,
+                        "{}: port {} changed at sample {} inside a quiet run",
+                        f.display(),
+                        port + 1,
+                        n + k
+                    );
+                }
+                host.process_block(quiet as u32);
+                assert_eq!(host.outputs(), reference.outputs(), "{}", f.display());
+                n += quiet;
+                blocked_total += quiet;
+            }
+        }
+    }
+    assert!(blocked_total > 0);
+}
+
+#[test]
+fn quiet_ahead_for_skips_the_oscillators_other_outputs() {
+    // Only the square (output 1) watched: its lane writes every 184 samples,
+    // while the saw, triangle, sine and noise lanes write every sample.
+    let json = std::fs::read_to_string(
+        common::fixture_scripts()
+            .into_iter()
+            .find(|f| f.ends_with("samples/oscillator.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut e = Engine::load(&json, 48000.0).unwrap();
+    e.start(0);
+    let (mut n, mut steps) = (0u64, 0u64);
+    while n < 48_000 {
+        e.process(1);
+        steps += 1;
+        n += 1;
+        let q = e.quiet_ahead_for(1).min(48_000 - n);
+        if q > 0 {
+            e.process_block(q as u32);
+            n += q;
+        }
+    }
+    assert_eq!(e.quiet_ahead(), 0, "the other outputs change every sample");
+    assert!(steps < 48_000 / 40, "stepped {steps} of 48000 samples");
+}

@@ -15,10 +15,10 @@
 //! input, MIDI start/continue/stop drive the transport.
 //!
 //! How the RT part stays sample-exact without stepping every sample: it
-//! steps one sample where anything may happen and processes the quiet runs
-//! the engine promises ([`timeseq::Engine::quiet_ahead`]) with one
-//! `process_block` call, cut at every incoming event. No allocation on the
-//! engine thread.
+//! steps one sample where a mapped output may change and processes the
+//! quiet runs the engine promises for those ports
+//! ([`timeseq::Engine::quiet_ahead_for`]) with one `process_block` call,
+//! cut at every incoming event. No allocation on the engine thread.
 //!
 //! A new version of the script (or a new build of this library) is a new
 //! imp instance that starts from the script's load state (spec §16); the
@@ -118,9 +118,10 @@ pub struct PlayerRt {
     handed_len: usize,
     samples: u64,
     started: bool,
-    /// Whether any output is mapped to MIDI: only then must the script be
-    /// watched sample by sample where it changes.
-    observed: bool,
+    /// The output ports whose changes make MIDI (pitch, gate, CC, bend;
+    /// a velocity is read when its gate rises): the script is stepped
+    /// sample by sample only where one of these can change.
+    watch: u8,
     commands: rtrb::Consumer<Cmd>,
     shared: Arc<Shared>,
 }
@@ -192,7 +193,13 @@ impl Imp for Player {
             handed_len: 0,
             samples: 0,
             started: false,
-            observed: !(map.notes.is_empty() && map.cc.is_empty() && map.bend.is_empty()),
+            watch: map
+                .notes
+                .iter()
+                .flat_map(|n| [n.pitch, n.gate])
+                .chain(map.cc.iter().map(|c| c.port))
+                .chain(map.bend.iter().map(|b| b.port))
+                .fold(0u8, |m, p| m | 1 << (p - 1)),
             commands: rx,
             shared,
             map,
@@ -518,15 +525,14 @@ impl RtPart for PlayerRt {
                 boundary = (self.clock_off_at - base).max(f as u64) as u32;
             }
             if boundary > f {
-                let quiet = if self.observed {
-                    self.engine.quiet_ahead()
-                } else if self.engine.quiet_ahead() == u64::MAX {
-                    u64::MAX
-                } else {
-                    // Nothing is mapped out: no change needs a frame, so
-                    // the samples up to the next event go in one call
-                    // (inputs are constant there, which keeps it exact).
-                    (boundary - f) as u64
+                // Only changes of the watched ports need their frame;
+                // with nothing watched the samples up to the next event
+                // go in one call (inputs are constant there, which keeps
+                // block processing exact).
+                let quiet = match self.engine.quiet_ahead_for(self.watch) {
+                    u64::MAX => u64::MAX,
+                    _ if self.watch == 0 => (boundary - f) as u64,
+                    q => q,
                 };
                 if quiet == u64::MAX {
                     // Stopped: nothing runs until an event.
