@@ -549,3 +549,47 @@ fn a_mapping_edit_in_realm_toml_is_checked_by_the_player_and_applied() {
         "CC 7 flows after the edit"
     );
 }
+
+/// No lane runs until the MIDI clock input (4) fires the input trigger
+/// `clk`; the started lane then gates output 3 for 10 of its 20 samples.
+const TRIGGERED: &str = r#"{
+  "type": "not-things_timeseq_script", "version": "1.2.0",
+  "input-triggers": [{ "id": "clk", "input": { "index": 4 } }],
+  "timelines": [{ "lanes": [{ "auto-start": false, "start-trigger": "clk", "segments": [
+    { "duration": { "samples": 20 }, "actions": [
+      { "timing": "gate", "output": 3 } ] } ] }] }]
+}"#;
+
+#[test]
+fn an_input_trigger_starts_an_idle_lane_one_sample_after_the_clock() {
+    let mut rig = Rig::new(
+        "[imps.keys]\nlibrary = \"monitor\"\nconfig = { log = false }\n\n\
+         [scripts.trig]\nfrom = \"keys\"\nto = []\n",
+    );
+    std::fs::write(rig.scripts.join("trig.json"), TRIGGERED).unwrap();
+    rig.until("the script to load", |s| {
+        imp_of(s, "seq.trig")["state"] == "thawed"
+    });
+    rig.cycles(300); // idle for a while: nothing runs but time
+    rig.events.clear();
+    let t = rig.core.position();
+    // Through the keys imp: find its slot from the clock event itself.
+    rig.realm.handle(realm::Request::Send {
+        imp: "keys".into(),
+        bytes: vec![0xF8],
+    });
+    rig.cycles(2);
+    let keys = rig.events[0].slot;
+    let notes: Vec<(u64, [u8; 3])> = rig
+        .events
+        .iter()
+        .filter(|e| e.slot != keys)
+        .map(|e| (e.time, e.event.bytes))
+        .collect();
+    // The trigger fires in the clock's sample (after the lanes), the lane
+    // starts in the next one.
+    assert_eq!(
+        notes,
+        vec![(t + 1, [0x90, 60, 100]), (t + 11, [0x80, 60, 0])]
+    );
+}

@@ -767,9 +767,10 @@ impl Engine {
     /// as long as the inputs stay as they are: `process_block(k)` for `k` up to this leaves
     /// every output as it is now, so a host that turns output changes into events
     /// (MIDI notes at a frame) can process those samples in one call and only step
-    /// sample by sample where something can happen. `u64::MAX` while paused (nothing runs),
-    /// 0 when the next sample may change something (a reset or start delay pending, a glide
-    /// writing, a segment ending, a trigger pending).
+    /// sample by sample where something can happen. `u64::MAX` while paused or while no
+    /// lane runs (the samples must still be processed while running: time and input
+    /// triggers go on), 0 when the next sample may change something (a reset or start
+    /// delay pending, a glide writing, a segment ending, a trigger pending).
     ///
     /// Read it right after a `process`/`process_block` call. After changing an input, call
     /// `process(1)` for that sample first: an input trigger fires there and the lanes see it

@@ -514,7 +514,12 @@ impl RtPart for PlayerRt {
                 self.started = true;
                 self.shared.started_at.store(now, Ordering::Relaxed);
             }
-            if self.engine.quiet_ahead() != u64::MAX {
+            // Paused with nothing pending (stopped): nothing runs until
+            // an event. Otherwise every sample is processed, stepped or in
+            // a block.
+            let idle = self.engine.status() == timeseq::Status::Paused
+                && self.engine.quiet_ahead() == u64::MAX;
+            if !idle {
                 self.step(out, f);
             }
             f += 1;
@@ -529,15 +534,14 @@ impl RtPart for PlayerRt {
                 // with nothing watched the samples up to the next event
                 // go in one call (inputs are constant there, which keeps
                 // block processing exact).
-                let quiet = match self.engine.quiet_ahead_for(self.watch) {
-                    u64::MAX => u64::MAX,
-                    _ if self.watch == 0 => (boundary - f) as u64,
-                    q => q,
-                };
-                if quiet == u64::MAX {
-                    // Stopped: nothing runs until an event.
+                if idle {
                     f = boundary;
                 } else {
+                    let quiet = if self.watch == 0 {
+                        (boundary - f) as u64
+                    } else {
+                        self.engine.quiet_ahead_for(self.watch)
+                    };
                     let k = quiet.min((boundary - f) as u64) as u32;
                     if k > 0 {
                         self.engine.process_block(k);
