@@ -62,6 +62,27 @@ enum Command {
     },
     /// Stop the running daemon gracefully.
     Stop,
+    /// Render the realm's sound without devices, faster than real time, into
+    /// a WAV file: `--midi FILE.mid` plays into the realm's input ports
+    /// (`impresario render --realm realm.toml --midi song.mid --seconds 30
+    /// --out song.wav`).
+    Render {
+        /// A Standard MIDI File to play into the realm's input port imps.
+        #[arg(long, value_name = "FILE.mid")]
+        midi: Option<PathBuf>,
+        /// How many seconds to render.
+        #[arg(long, value_name = "N")]
+        seconds: f64,
+        /// The WAV file to write.
+        #[arg(long, value_name = "FILE.wav")]
+        out: PathBuf,
+        /// Sample rate: 44100 or 48000.
+        #[arg(long, default_value_t = 48_000)]
+        rate: u32,
+        /// Write 32-bit float samples (default: 16-bit integers).
+        #[arg(long)]
+        float: bool,
+    },
     /// List the MIDI ports each backend sees (ALSA and JACK), with the
     /// names to use as `connect` patterns in realm.toml.
     Ports,
@@ -118,6 +139,30 @@ pub fn main() -> ExitCode {
             .and_then(|message| simple(&realm_path, Request::Control { imp, message })),
         Command::Stop => simple(&realm_path, Request::Shutdown),
         Command::Ports => ports(),
+        Command::Render {
+            midi,
+            seconds,
+            out,
+            rate,
+            float,
+        } => {
+            init_logging();
+            let job = crate::render::Job {
+                realm: realm_path.clone(),
+                midi,
+                seconds,
+                out,
+                rate,
+                float,
+            };
+            crate::render::render(&job).map(|took| {
+                println!(
+                    "rendered {seconds:.1} s into {} in {took:.2} s ({:.0}x real time)",
+                    job.out.display(),
+                    seconds / took.max(1e-9)
+                );
+            })
+        }
         Command::Timeseq { command } => return timeseq(command),
     };
     match result {
@@ -330,7 +375,12 @@ fn run(realm_path: &Path) -> Result<()> {
         tempo_bpm: settings.tempo,
     };
     let choice: backend::Choice = settings.midi_backend.parse()?;
-    let (running, handle) = backend::start(choice, &settings.jack_client_name, engine_config)?;
+    let audio = backend::AudioSettings {
+        output: settings.audio_output.clone(),
+        connect: settings.audio_connect,
+    };
+    let (running, handle) =
+        backend::start(choice, &settings.jack_client_name, engine_config, &audio)?;
 
     let (tx, rx) = mpsc::channel();
     let watcher =

@@ -10,8 +10,8 @@ use engine::{alloc_guard, EngineConfig, EngineCore, EngineHandle};
 use imp::ports::{Direction, PortSpec};
 use imp::RtEvent;
 use jack::{
-    Client, ClientOptions, Control, MidiIn, MidiOut, Port, PortFlags, ProcessHandler, ProcessScope,
-    RawMidi,
+    AudioOut, Client, ClientOptions, Control, MidiIn, MidiOut, Port, PortFlags, ProcessHandler,
+    ProcessScope, RawMidi,
 };
 use realm::ports::{PortError, PortService};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +33,9 @@ pub struct JackProcess {
     stopping: Arc<AtomicBool>,
     stopped: Arc<AtomicBool>,
     final_cycle_ran: bool,
+    /// impresario's own audio output ports (left, right), fed from the
+    /// engine's bus; `None` with `audio_output = "none"`.
+    audio: Option<[Port<AudioOut>; 2]>,
 }
 
 impl ProcessHandler for JackProcess {
@@ -54,6 +57,7 @@ impl ProcessHandler for JackProcess {
                     }
                     self.write_outputs(ps, frames);
                     self.side.retire_closing();
+                    self.write_audio(ps, true);
                     self.side.table.iter_mut().next().is_none()
                 });
                 if done {
@@ -87,12 +91,31 @@ impl ProcessHandler for JackProcess {
         alloc_guard::rt_section(|| {
             self.write_outputs(ps, frames);
             self.side.retire_closing();
+            self.write_audio(ps, false);
         });
         Control::Continue
     }
 }
 
 impl JackProcess {
+    /// Copies the engine's output bus into impresario's audio ports
+    /// (silence when stopping, or for a period longer than the engine
+    /// renders audio for).
+    fn write_audio(&mut self, ps: &ProcessScope, silent: bool) {
+        let Some(ports) = self.audio.as_mut() else {
+            return;
+        };
+        let (left, right) = self.core.audio_out();
+        for (port, bus) in ports.iter_mut().zip([left, right]) {
+            let out = port.as_mut_slice(ps);
+            if silent || bus.len() != out.len() {
+                out.fill(0.0);
+            } else {
+                out.copy_from_slice(bus);
+            }
+        }
+    }
+
     /// Writes what the port-bound slots emitted in this cycle at their
     /// frames, through each port's ledger; a closing port then ends what it
     /// still has sounding, at the cycle's last frame.
@@ -168,6 +191,7 @@ impl JackBackend {
     pub fn start(
         client_name: &str,
         config: EngineConfig,
+        audio: &crate::AudioSettings,
     ) -> Result<(JackBackend, EngineHandle), JackError> {
         let (client, _status) = Client::new(client_name, ClientOptions::NO_START_SERVER)
             .map_err(|e| JackError(format!("no JACK server to connect to ({e}); start one (e.g. `jackd -d alsa`) or use midi_backend = \"alsa\" / \"loopback\"")))?;
@@ -184,6 +208,23 @@ impl JackBackend {
             block_size: buffer_size,
             ..config
         });
+        let audio_ports = if audio.output == "none" {
+            None
+        } else {
+            let register = |name: &str| {
+                client
+                    .register_port(name, AudioOut::default())
+                    .map_err(|e| {
+                        JackError(format!("cannot create the JACK audio port {name}: {e}"))
+                    })
+            };
+            Some([register("out_left")?, register("out_right")?])
+        };
+        let port_names: Vec<String> = audio_ports
+            .iter()
+            .flatten()
+            .filter_map(|p| p.name().ok())
+            .collect();
         let (ports, side) = registry();
         let stopping = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));
@@ -193,10 +234,14 @@ impl JackBackend {
             stopping: stopping.clone(),
             stopped: stopped.clone(),
             final_cycle_ran: false,
+            audio: audio_ports,
         };
         let active = client
             .activate_async((), process)
             .map_err(|e| JackError(format!("cannot activate the JACK client: {e}")))?;
+        if audio.connect && !port_names.is_empty() {
+            connect_playback(active.as_client(), &port_names);
+        }
         Ok((
             JackBackend {
                 inner: Mutex::new(Inner {
@@ -387,5 +432,29 @@ fn return_if_stopped(inner: &Inner) -> Result<(), PortError> {
         Err(PortError::Invalid("the JACK client is stopped".into()))
     } else {
         Ok(())
+    }
+}
+
+/// Connects impresario's audio ports to the system's playback ports (the
+/// first two physical audio inputs; a mono system gets both sides).
+fn connect_playback(client: &Client, ours: &[String]) {
+    let playback = client.ports(
+        None,
+        Some("32 bit float mono audio"),
+        PortFlags::IS_INPUT | PortFlags::IS_PHYSICAL,
+    );
+    if playback.is_empty() {
+        tracing::info!(
+            "JACK has no playback ports; connect {} yourself (e.g. with qjackctl)",
+            ours.join(" and ")
+        );
+        return;
+    }
+    for (i, port) in ours.iter().enumerate() {
+        let target = &playback[i.min(playback.len() - 1)];
+        match client.connect_ports_by_name(port, target) {
+            Ok(()) => tracing::info!("audio: {port} -> {target}"),
+            Err(e) => tracing::warn!("audio: cannot connect {port} to {target}: {e}"),
+        }
     }
 }

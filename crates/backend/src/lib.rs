@@ -18,6 +18,7 @@ pub mod alsa;
 pub mod bindings;
 pub mod jack;
 pub mod loopback;
+pub mod offline;
 
 use engine::{EngineConfig, EngineHandle, InternalClock};
 use std::sync::Arc;
@@ -64,6 +65,25 @@ impl std::str::FromStr for Choice {
     }
 }
 
+/// Where the engine's audio goes (the `audio_output` and `audio_connect`
+/// settings of `realm.toml`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioSettings {
+    /// `auto`, `none`, or an ALSA PCM device name.
+    pub output: String,
+    /// JACK: connect to the system's playback ports.
+    pub connect: bool,
+}
+
+impl Default for AudioSettings {
+    fn default() -> Self {
+        AudioSettings {
+            output: "auto".into(),
+            connect: true,
+        }
+    }
+}
+
 /// A started backend: keeps the clock (or the JACK client) alive.
 pub enum Running {
     /// The JACK client drives the engine.
@@ -99,13 +119,14 @@ pub fn start(
     choice: Choice,
     client_name: &str,
     config: EngineConfig,
+    audio: &AudioSettings,
 ) -> Result<(Running, EngineHandle), BackendError> {
     let chosen = match choice {
         Choice::Auto => {
             // Probing: no server is an expected answer, said in one INFO
             // line below, so libjack's own complaints are silenced meanwhile.
             ::jack::set_logger(::jack::LoggerType::None);
-            let probe = jack::JackBackend::start(client_name, config);
+            let probe = jack::JackBackend::start(client_name, config, audio);
             ::jack::set_logger(::jack::LoggerType::default());
             let jack_error = match probe {
                 Ok((backend, handle)) => {
@@ -137,7 +158,7 @@ pub fn start(
     };
     match chosen {
         Choice::Jack => {
-            let (backend, handle) = jack::JackBackend::start(client_name, config)?;
+            let (backend, handle) = jack::JackBackend::start(client_name, config, audio)?;
             tracing::info!(
                 "MIDI backend: jack ({} Hz, {} frames per period)",
                 backend.sample_rate(),

@@ -73,6 +73,14 @@ pub struct Settings {
     pub midi_backend: String,
     /// Name of impresario's JACK client.
     pub jack_client_name: String,
+    /// Where the engine's audio goes: `auto` (JACK: impresario's own audio
+    /// ports; ALSA: the `default` PCM device; loopback: nowhere), `none`
+    /// (rendered, shown in `status`, not played), or an ALSA PCM device
+    /// name for the `alsa` backend (e.g. `hw:1,0`).
+    pub audio_output: String,
+    /// JACK: connect impresario's audio ports to the system's playback
+    /// ports when they exist.
+    pub audio_connect: bool,
 }
 
 impl Default for Settings {
@@ -91,6 +99,8 @@ impl Default for Settings {
             tempo: 120.0,
             midi_backend: "auto".into(),
             jack_client_name: "impresario".into(),
+            audio_output: "auto".into(),
+            audio_connect: true,
         }
     }
 }
@@ -285,6 +295,12 @@ impl RealmConfig {
                     "[realm] midi_backend = \"{}\" is not a backend; use \"auto\", \"jack\", \"alsa\" or \"loopback\"",
                     settings.midi_backend
                 ),
+            ));
+        }
+        if settings.audio_output.trim().is_empty() {
+            return Err(err(
+                at("audio_output"),
+                "[realm] audio_output is empty; use \"auto\", \"none\" or an ALSA device name such as \"hw:1,0\"".into(),
             ));
         }
         for (key, value, max) in [
