@@ -196,7 +196,7 @@ pub fn render(job: &Job) -> Result<f64> {
         blocks += 1;
         // The realm's housekeeping (dropping what the engine let go of) at
         // about the daemon's pace in rendered time.
-        if blocks % 256 == 0 {
+        if blocks.is_multiple_of(256) {
             realm.tick();
             if progress {
                 eprint!(
