@@ -336,6 +336,18 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
         e["input_queue_high_water"],
         e["alloc_violations"],
     );
+    let db = |x: f64| {
+        if x > 0.0 {
+            format!("{:.1} dBFS", 20.0 * x.log10())
+        } else {
+            "silent".to_string()
+        }
+    };
+    println!(
+        "audio out: peak {} since the last status, level {} now",
+        db(e["output_peak"].as_f64().unwrap_or(0.0)),
+        db(e["output_rms"].as_f64().unwrap_or(0.0)),
+    );
     println!(
         "vault: {} (generation {}){}; {} library builds mapped ({:.1} MB)",
         v["vault"]["path"].as_str().unwrap_or("?"),

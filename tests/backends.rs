@@ -1,6 +1,7 @@
 //! Backend choice at run time, and the loopback ports.
 
 mod common;
+use common::soundfont;
 use common::*;
 
 #[test]
@@ -71,21 +72,41 @@ fn loopback_ports_connect_an_output_to_an_input_of_the_same_name() {
 
 #[test]
 fn the_default_realm_runs_with_no_midi_hardware() {
-    let dir = Daemon::prepare(&["midi_port", "bard", "monitor"]);
+    let dir = Daemon::prepare(&["midi_port", "bard", "monitor", "fluidsynth"]);
     let realm = std::fs::read_to_string(workspace().join("realm.toml"))
         .unwrap()
         .replace("library_dir = \"target/release\"", "library_dir = \"libs\"");
     assert!(realm.contains("library_dir = \"libs\""));
     std::fs::write(dir.path().join("realm.toml"), realm).unwrap();
-    let d = Daemon::start_in(dir, &[("JACK_DEFAULT_SERVER", "impresario-no-such-server")]);
+    // The synth finds a General MIDI SoundFont where the system keeps them
+    // (`$XDG_DATA_DIRS/soundfonts`); here, the one the test writes.
+    let share = dir.path().join("share");
+    std::fs::create_dir_all(share.join("soundfonts")).unwrap();
+    soundfont::write(&share.join("soundfonts/test.sf2"));
+    let d = Daemon::start_in(
+        dir,
+        &[
+            ("JACK_DEFAULT_SERVER", "impresario-no-such-server"),
+            ("XDG_DATA_DIRS", share.to_str().unwrap()),
+            ("HOME", "/nonexistent"),
+        ],
+    );
     let s = d.wait_for("every imp to thaw", |s| {
         s["imps"]
             .as_array()
             .is_some_and(|a| a.len() == 4 && a.iter().all(|i| i["state"] == "thawed"))
     });
     assert!(s["realm_error"].is_null());
-    d.send("bard", &["90", "3c", "64"]);
+    assert_eq!(imp_of(&s, "synth")["library"], "fluidsynth");
+    d.send("bard", &["90", "45", "64"]);
     d.wait_for("the monitor to log the note", |s| {
-        imp_of(s, "monitor")["status"]["last_event"] == "note-on ch1 C4 vel 100"
+        imp_of(s, "monitor")["status"]["last_event"] == "note-on ch1 A4 vel 100"
     });
+    // No audio device here: the synth still renders, and status shows it.
+    d.wait_for("the output level to show the note", |s| {
+        s["engine"]["output_peak"]
+            .as_f64()
+            .is_some_and(|p| p > 0.01)
+    });
+    d.send("bard", &["80", "45", "00"]);
 }
