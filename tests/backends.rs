@@ -26,6 +26,15 @@ fn alsa_without_a_sound_card_is_a_clear_message_not_a_crash() {
         "{}",
         d.log_text()
     );
+    // No audio device either: the engine runs on its internal clock and
+    // the log says why.
+    assert!(
+        d.log_text().contains("audio: ")
+            && d.log_text()
+                .contains("the engine runs on its internal clock"),
+        "{}",
+        d.log_text()
+    );
 }
 
 #[test]

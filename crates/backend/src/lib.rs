@@ -15,6 +15,7 @@
 //! through [`realm::ports::PortService`].
 
 pub mod alsa;
+pub mod audio_device;
 pub mod bindings;
 pub mod jack;
 pub mod loopback;
@@ -47,6 +48,9 @@ pub enum BackendError {
     /// JACK was asked for and is not there.
     #[error(transparent)]
     Jack(#[from] jack::JackError),
+    /// The audio device was found but would not play.
+    #[error("audio: {0}; set audio_output = \"none\" in realm.toml to run without it")]
+    Audio(String),
     /// The engine thread could not start.
     #[error("cannot start the engine thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -90,6 +94,8 @@ pub enum Running {
     Jack(Arc<jack::JackBackend>),
     /// The internal clock drives the engine; ALSA ports.
     Alsa(InternalClock),
+    /// An ALSA audio device's callback drives the engine; ALSA ports.
+    AlsaAudio(audio_device::DeviceClock),
     /// The internal clock drives the engine; loopback ports.
     Loopback(InternalClock),
 }
@@ -99,7 +105,7 @@ impl Running {
     pub fn name(&self) -> &'static str {
         match self {
             Running::Jack(_) => "jack",
-            Running::Alsa(_) => "alsa",
+            Running::Alsa(_) | Running::AlsaAudio(_) => "alsa",
             Running::Loopback(_) => "loopback",
         }
     }
@@ -109,6 +115,7 @@ impl Running {
         match self {
             Running::Jack(j) => j.stop(),
             Running::Alsa(clock) | Running::Loopback(clock) => drop(clock.stop()),
+            Running::AlsaAudio(device) => device.stop(),
         }
     }
 }
@@ -182,10 +189,33 @@ pub fn start(
             let (handle, core) = engine::engine(config);
             let (ports, driver) = alsa::alsa(client_name, config.sample_rate, config.block_size);
             realm::ports::install(Arc::new(ports));
-            Ok((
-                Running::Alsa(InternalClock::start(core, config, driver)?),
-                handle,
-            ))
+            let device = match audio.output.as_str() {
+                "none" => None,
+                wanted => match audio_device::find(wanted, config) {
+                    Ok(device) => Some(device),
+                    Err(why) => {
+                        tracing::info!(
+                            "audio: {why}; the engine runs on its internal clock and the sound is \
+                             rendered without playing (set audio_output = \"none\" to say so)"
+                        );
+                        None
+                    }
+                },
+            };
+            let Some(device) = device else {
+                return Ok((
+                    Running::Alsa(InternalClock::start(core, config, driver)?),
+                    handle,
+                ));
+            };
+            tracing::info!(
+                "audio: ALSA device {} drives the engine ({} frames per block)",
+                device.name(),
+                config.block_size
+            );
+            let clock = audio_device::DeviceClock::start(device, core, driver)
+                .map_err(BackendError::Audio)?;
+            Ok((Running::AlsaAudio(clock), handle))
         }
         Choice::Loopback | Choice::Auto => {
             if choice == Choice::Loopback {
