@@ -38,7 +38,8 @@ use std::sync::Arc;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Entry point to panic in: `create`, `thaw`, `freeze`, `process`,
-    /// `get_vault_data`, `set_vault_data`, `poll`, `control`, `on_after_load`.
+    /// `restore_transient`, `get_vault_data`, `set_vault_data`, `poll`,
+    /// `control`, `on_after_load`.
     pub panic_in: Option<String>,
     /// The "device" is present only while this file exists.
     pub device_file: Option<PathBuf>,
@@ -62,6 +63,7 @@ pub struct Chaos {
 /// The RT part.
 pub struct ChaosRt {
     panic_in_process: bool,
+    panic_in_restore: bool,
     alloc_in_process: bool,
     held: u128,
     outputs: [u8; 8],
@@ -125,6 +127,7 @@ impl Imp for Chaos {
         outputs[..output_count].copy_from_slice(&wanted[..output_count]);
         Ok(Some(ChaosRt {
             panic_in_process: self.config.panic_in.as_deref() == Some("process"),
+            panic_in_restore: self.config.panic_in.as_deref() == Some("restore_transient"),
             alloc_in_process: self.config.alloc_in_process,
             held: 0,
             outputs,
@@ -225,6 +228,9 @@ impl RtPart for ChaosRt {
     }
 
     fn restore_transient(&mut self, buf: &[u8; TRANSIENT_BYTES]) -> bool {
+        if self.panic_in_restore {
+            panic!("chaos: deliberate panic in restore_transient");
+        }
         let mut held = [0u8; 16];
         held.copy_from_slice(&buf[..16]);
         self.held = u128::from_le_bytes(held);
