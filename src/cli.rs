@@ -57,7 +57,7 @@ enum Command {
     Control {
         /// The imp's name in realm.toml.
         imp: String,
-        /// The message, as JSON, e.g. '{"command": "reset"}'.
+        /// The message, as JSON, e.g. '{"cmd": "reset"}'.
         message: String,
     },
     /// Stop the running daemon gracefully.

@@ -194,7 +194,7 @@ impl Rig {
             Op::Configure(variant) => {
                 self.config = variant;
                 if let Some(bard) = self.bard.as_mut() {
-                    let message = json!({ "op": "replace", "config": bard_config(variant) });
+                    let message = json!({ "cmd": "replace", "config": bard_config(variant) });
                     bard.control(&message).map_err(|e| e.to_string())?;
                 }
             }

@@ -9,7 +9,7 @@
 //! started, plus f. Arrival jitter becomes a fixed latency of one block on
 //! input and one on output (2 × 1.3 ms at 48 kHz / 64).
 
-use crate::bindings::{registry, EngineSide, Registry};
+use crate::port_table::{registry, EngineSide, Registry};
 use engine::{ClockDriver, EngineCore};
 use imp::ports::{Direction, PortSpec};
 use imp::RtEvent;

@@ -5,7 +5,7 @@
 //! arrives at frame f of cycle k leaves at frame f of cycle k: the
 //! pass-through adds no latency beyond the JACK period.
 
-use crate::bindings::{registry, EngineSide, Registry};
+use crate::port_table::{registry, EngineSide, Registry};
 use engine::{alloc_guard, EngineConfig, EngineCore, EngineHandle};
 use imp::ports::{Direction, PortSpec};
 use imp::RtEvent;

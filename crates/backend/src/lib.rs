@@ -16,10 +16,10 @@
 
 pub mod alsa;
 pub mod audio_device;
-pub mod bindings;
 pub mod jack;
 pub mod loopback;
 pub mod offline;
+pub mod port_table;
 
 use engine::{EngineConfig, EngineHandle, InternalClock};
 use std::sync::Arc;

@@ -24,12 +24,7 @@ fn bard_from(json: &str) -> Bard {
 }
 
 fn ctx(block: u64) -> BlockContext {
-    BlockContext {
-        block_start: block * 64,
-        frames: 64,
-        sample_rate: 48_000.0,
-        bpm: 120.0,
-    }
+    BlockContext::new(block * 64, 48_000.0, 120.0, 64)
 }
 
 fn per_event(c: &mut Criterion) {

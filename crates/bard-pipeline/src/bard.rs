@@ -402,13 +402,13 @@ impl State {
         ctx: &BlockContext,
         sink: &mut impl EventSink,
     ) {
-        let start = ctx.block_start;
+        let start = ctx.sample_position;
         if self.next_start != NEVER && start != self.next_start {
             self.discontinuity(start);
         }
         self.next_start = start + ctx.frames as u64;
-        let rate = ctx.rate();
-        self.clock.update(start, ctx.tempo(), rate);
+        let rate = crate::event::rate(ctx);
+        self.clock.update(start, crate::event::tempo(ctx), rate);
         for (z, zone) in cfg.zones.iter().enumerate() {
             if let Some(m) = &zone.movement {
                 if let Some(bpm) = m.bpm {

@@ -1,5 +1,5 @@
 //! The bard's configuration as it lives in the vault (JSON), its validation,
-//! and the control messages the enchanter sends to change it.
+//! and the control messages that change it.
 //!
 //! Everything here runs off the engine thread and may allocate.
 
@@ -65,7 +65,7 @@ impl Transpose {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ZoneConfig {
-    /// Free text for humans (and the enchanter's messages).
+    /// Free text for humans (and the control messages that name zones).
     pub name: String,
     /// Source number (the input port as wired in `realm.toml`); `None` = any.
     pub source: Option<u8>,
@@ -963,17 +963,17 @@ impl ZoneConfig {
     }
 }
 
-/// Messages the enchanter sends to change the configuration. They are applied
+/// Control messages that change the configuration. They are applied
 /// off the engine thread with [`BardConfig::apply_control`]; the result is
 /// prepared and handed to the engine with [`crate::Bard::apply_config`].
 ///
-/// JSON: `{"op": "set", "path": "/zones/0/scale", "value": {"key": "D", "scale": "dorian"}}`,
-/// `{"op": "transpose", "octaves": 1, "semitones": 0}`,
-/// `{"op": "mute_voice", "zone": 0, "voice": 1, "mute": true}`,
-/// `{"op": "switch_patterns", "zone": 0, "voice": 0, "patterns": ["fill"]}`,
-/// `{"op": "replace", "config": {...}}`.
+/// JSON: `{"cmd": "set", "path": "/zones/0/scale", "value": {"key": "D", "scale": "dorian"}}`,
+/// `{"cmd": "transpose", "octaves": 1, "semitones": 0}`,
+/// `{"cmd": "mute_voice", "zone": 0, "voice": 1, "mute": true}`,
+/// `{"cmd": "switch_patterns", "zone": 0, "voice": 0, "patterns": ["fill"]}`,
+/// `{"cmd": "replace", "config": {...}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ControlMessage {
     /// Replaces the whole configuration.
     Replace { config: Box<BardConfig> },

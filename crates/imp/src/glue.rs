@@ -82,7 +82,7 @@ unsafe fn imp_mut<'a, T>(handle: *mut c_void) -> &'a mut T {
 
 unsafe extern "C" fn init(host: *const HostTable) -> Status {
     guard(std::ptr::null_mut(), || {
-        crate::host_alloc::install(host);
+        crate::host::install(host);
         crate::log::install();
         Ok(())
     })
@@ -122,7 +122,7 @@ unsafe extern "C" fn create<T: Imp>(
             })?),
             None => None,
         };
-        let sample_rate = crate::host_alloc::host()
+        let sample_rate = crate::host::host()
             .map(|h| (h.sample_rate)())
             .unwrap_or(48_000.0);
         let imp = T::create(&CreateContext::new(name, sample_rate), config, frozen)?;

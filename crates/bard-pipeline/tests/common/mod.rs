@@ -140,12 +140,7 @@ impl Rig {
                 n += 1;
             }
         }
-        let ctx = BlockContext {
-            block_start: start,
-            frames: BLOCK,
-            sample_rate: RATE,
-            bpm: self.bpm,
-        };
+        let ctx = BlockContext::new(start, RATE, self.bpm, BLOCK);
         let bard = &mut self.bard;
         let sink = &mut *self.sink;
         no_alloc("process", || bard.process(&evs[..n], &ctx, sink));

@@ -1,4 +1,6 @@
-//! The allocator the export macro installs inside every imp library.
+//! The host, as an imp library sees it: the table of host functions the
+//! host hands over at `init` (allocation, logging, ports, the sample rate),
+//! and the allocator the export macro installs inside every imp library.
 //!
 //! A cdylib carries its own `#[global_allocator]`, so the host's allocation
 //! guard would not see an allocation made inside an imp. This allocator

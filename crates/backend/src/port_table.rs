@@ -1,5 +1,5 @@
-//! Which engine slot each open port belongs to, as the engine thread sees
-//! it. The control thread changes it through a ring; the engine thread
+//! The port table: which engine slot each open port belongs to, as the
+//! engine thread sees it. The control thread changes it through a ring; the engine thread
 //! applies the changes between cycles.
 //!
 //! Every output port keeps a [`NoteLedger`] of the notes it left sounding:
