@@ -386,7 +386,7 @@ fn run(realm_path: &Path) -> Result<()> {
         block_size: settings.block_size,
         tempo_bpm: settings.tempo,
     };
-    let choice: backend::Choice = settings.midi_backend.parse()?;
+    let choice = settings.midi_backend;
     let audio = backend::AudioSettings {
         output: settings.audio_output.clone(),
         connect: settings.audio_connect,

@@ -24,27 +24,13 @@ pub mod port_table;
 use engine::{EngineConfig, EngineHandle, InternalClock};
 use std::sync::Arc;
 
-/// The backends one can ask for in `realm.toml` (`midi_backend`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Choice {
-    /// JACK if a server runs, else loopback.
-    Auto,
-    /// JACK (fails when no server runs).
-    Jack,
-    /// ALSA sequencer (port imps wait while it is unavailable).
-    Alsa,
-    /// In-process ports only.
-    Loopback,
-}
+/// The backends one can ask for in `realm.toml` (`midi_backend`): the
+/// realm config's one list of them.
+pub use realm::config::MidiBackend as Choice;
 
 /// Why a backend could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// `midi_backend` names no backend.
-    #[error(
-        "midi_backend = \"{0}\" is not a backend; use \"auto\", \"jack\", \"alsa\" or \"loopback\""
-    )]
-    Unknown(String),
     /// JACK was asked for and is not there.
     #[error(transparent)]
     Jack(#[from] jack::JackError),
@@ -54,19 +40,6 @@ pub enum BackendError {
     /// The engine thread could not start.
     #[error("cannot start the engine thread: {0}")]
     Thread(#[from] std::io::Error),
-}
-
-impl std::str::FromStr for Choice {
-    type Err = BackendError;
-    fn from_str(s: &str) -> Result<Choice, BackendError> {
-        match s {
-            "auto" => Ok(Choice::Auto),
-            "jack" => Ok(Choice::Jack),
-            "alsa" => Ok(Choice::Alsa),
-            "loopback" => Ok(Choice::Loopback),
-            other => Err(BackendError::Unknown(other.to_string())),
-        }
-    }
 }
 
 /// Where the engine's audio goes (the `audio_output` and `audio_connect`

@@ -39,6 +39,58 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The MIDI backends `midi_backend` can name: the one list of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MidiBackend {
+    /// JACK if a server runs, else ALSA if its sequencer opens, else loopback.
+    Auto,
+    /// JACK (the daemon does not start when no server runs).
+    Jack,
+    /// The ALSA sequencer (port imps wait while it is unavailable).
+    Alsa,
+    /// In-process ports only.
+    Loopback,
+}
+
+impl MidiBackend {
+    /// Every backend, with its name in `realm.toml`.
+    pub const ALL: [(MidiBackend, &'static str); 4] = [
+        (MidiBackend::Auto, "auto"),
+        (MidiBackend::Jack, "jack"),
+        (MidiBackend::Alsa, "alsa"),
+        (MidiBackend::Loopback, "loopback"),
+    ];
+
+    /// The name in `realm.toml`.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(b, _)| *b == self)
+            .map_or("auto", |(_, n)| n)
+    }
+}
+
+impl<'de> Deserialize<'de> for MidiBackend {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        MidiBackend::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(b, _)| *b)
+            .ok_or_else(|| {
+                let names: Vec<String> = MidiBackend::ALL
+                    .iter()
+                    .map(|(_, n)| format!("\"{n}\""))
+                    .collect();
+                serde::de::Error::custom(format!(
+                    "[realm] midi_backend = \"{name}\" is not a backend; use {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
 /// The realm's settings (the `[realm]` table). Paths are relative to the
 /// directory of `realm.toml`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -70,7 +122,7 @@ pub struct Settings {
     pub tempo: f64,
     /// MIDI backend: `auto` (JACK if a server runs, else ALSA if it opens,
     /// else loopback), `jack`, `alsa`, `loopback`.
-    pub midi_backend: String,
+    pub midi_backend: MidiBackend,
     /// Name of impresario's JACK client.
     pub jack_client_name: String,
     /// Where the engine's audio goes: `auto` (JACK: impresario's own audio
@@ -97,7 +149,7 @@ impl Default for Settings {
             sample_rate: 48_000,
             block_size: 64,
             tempo: 120.0,
-            midi_backend: "auto".into(),
+            midi_backend: MidiBackend::Auto,
             jack_client_name: "impresario".into(),
             audio_output: "auto".into(),
             audio_connect: true,
@@ -285,15 +337,6 @@ impl RealmConfig {
                 format!(
                     "[realm] block_size = {} is out of range; use 1..=8192",
                     settings.block_size
-                ),
-            ));
-        }
-        if !["auto", "jack", "alsa", "loopback"].contains(&settings.midi_backend.as_str()) {
-            return Err(err(
-                at("midi_backend"),
-                format!(
-                    "[realm] midi_backend = \"{}\" is not a backend; use \"auto\", \"jack\", \"alsa\" or \"loopback\"",
-                    settings.midi_backend
                 ),
             ));
         }
