@@ -11,6 +11,8 @@
 //!   swap of the bard (transient state handed over through the engine's
 //!   buffer); the difference to the first is the time the engine thread
 //!   spends applying a swap.
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -9,6 +9,8 @@
 //! A 64-frame block lasts 1333 µs; the goal is under 10 % of it. The same
 //! figure gives `impresario render`'s real-time factor for such a realm
 //! (block length / cycle time).
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -26,21 +26,26 @@ fn note_alloc() {
     });
 }
 
+// SAFETY: every call forwards to the system allocator; the count is a thread-local.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         note_alloc();
+        // SAFETY: the caller's contract, passed on unchanged.
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         note_alloc();
+        // SAFETY: the caller's contract, passed on unchanged.
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         note_alloc();
+        // SAFETY: the caller's contract, passed on unchanged.
         unsafe { System.alloc_zeroed(l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         note_alloc();
+        // SAFETY: the caller's contract, passed on unchanged.
         unsafe { System.realloc(p, l, n) }
     }
 }
