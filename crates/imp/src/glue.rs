@@ -184,9 +184,10 @@ unsafe extern "C" fn get_vault_data<T: Imp>(
     data: *mut ImpBytes,
     err: *mut ImpBytes,
 ) -> Status {
-    // SAFETY: a handle from `create::<T>` (ABI contract).
     guard(err, || {
-        match unsafe { imp_mut::<T>(handle) }.get_vault_data() {
+        // SAFETY: a handle from `create::<T>` (ABI contract).
+        let imp = unsafe { imp_mut::<T>(handle) };
+        match imp.get_vault_data() {
             Some(v) => json_out(data, &v),
             None => Ok(()),
         }
@@ -352,9 +353,10 @@ unsafe extern "C" fn rt_all_notes_off<R: RtPart>(
 }
 
 unsafe extern "C" fn rt_drop<R: RtPart>(state: *mut c_void) {
-    // SAFETY: the state came from `thaw` (a `Box<R>`) and is dropped once.
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        drop(unsafe { Box::from_raw(state as *mut R) })
+        // SAFETY: the state came from `thaw` (a `Box<R>`) and is dropped once.
+        let part = unsafe { Box::from_raw(state as *mut R) };
+        drop(part)
     }));
 }
 
