@@ -3,6 +3,8 @@
 //! `send`), plus helpers that build imp libraries with cargo.
 #![allow(dead_code)]
 
+pub mod faults;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -731,18 +731,70 @@ impl Realm {
 
     // ---- the loop -----------------------------------------------------------
 
+    /// Starts writing the vault now (no debounce) if something changed;
+    /// the write runs on the vault's writer thread.
     fn save_vault(&mut self) {
-        match self.vault.save() {
-            Ok(generation) => {
-                tracing::debug!("vault saved (generation {generation})");
-                self.vault_changed_at = None;
-                self.vault_error = None;
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                self.vault_error = Some(e.to_string());
+        if let Err(e) = self.vault.spawn_writer() {
+            tracing::warn!(
+                "no vault writer thread ({e}); the vault is written on the control thread"
+            );
+        }
+        if self.vault.save_in_background() || !self.vault.is_dirty() {
+            self.vault_changed_at = None;
+        }
+    }
+
+    /// Logs what the vault's writer did: saves at debug level, a failure
+    /// once per distinct cause, the recovery once.
+    fn poll_vault(&mut self) {
+        for event in self.vault.poll() {
+            match event {
+                vault::SaveEvent::Saved {
+                    generation,
+                    bytes,
+                    elapsed,
+                    after_failures,
+                } => {
+                    tracing::debug!(
+                        "vault saved (generation {generation}): {bytes} bytes in {:.1} ms",
+                        elapsed.as_secs_f64() * 1e3
+                    );
+                    if after_failures > 0 {
+                        tracing::info!(
+                            "vault {} saved again (generation {generation}) after {after_failures} failed attempt(s)",
+                            self.vault.path().display()
+                        );
+                    }
+                }
+                vault::SaveEvent::Failed {
+                    generation,
+                    error,
+                    new_cause,
+                    retry_in,
+                } => {
+                    if new_cause {
+                        tracing::error!(
+                            "VAULT NOT SAVED: {error}. The file and its backups are untouched \
+                             (generation {} and older); retrying with backoff, next in {} ms",
+                            self.vault.generation(),
+                            retry_in.as_millis()
+                        );
+                    } else {
+                        tracing::debug!(
+                            "vault save of generation {generation} failed again; next try in {} ms",
+                            retry_in.as_millis()
+                        );
+                    }
+                }
             }
         }
+        self.vault_error = self.vault.health().last_error;
+    }
+
+    /// The vault's emergency writer, for a second signal during a hung
+    /// shutdown (it writes the newest data from another thread).
+    pub fn vault_emergency(&self) -> vault::EmergencySave {
+        self.vault.emergency()
     }
 
     /// One reconcile period's work. Control thread.
@@ -806,14 +858,14 @@ impl Realm {
             }
         }
 
-        if let Some(t) = self.vault_changed_at {
-            if t.elapsed() >= Duration::from_millis(self.config.settings.vault_debounce_ms)
-                && self.vault.is_dirty()
-            {
+        self.poll_vault();
+        if self.vault.is_dirty() {
+            let since = *self.vault_changed_at.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(self.config.settings.vault_debounce_ms) {
                 self.save_vault();
-            } else if !self.vault.is_dirty() {
-                self.vault_changed_at = None;
             }
+        } else {
+            self.vault_changed_at = None;
         }
     }
 
@@ -933,6 +985,7 @@ impl Realm {
             })
             .collect();
         let e = self.engine.stats();
+        let vault_health = self.vault.health();
         json!({
             "uptime_s": self.started.elapsed().as_secs_f64(),
             "pid": std::process::id(),
@@ -944,9 +997,14 @@ impl Realm {
             "loaded_builds": loaded_builds(),
             "vault": {
                 "path": self.vault.path(),
-                "generation": self.vault.doc().generation,
+                "generation": self.vault.generation(),
                 "dirty": self.vault.is_dirty(),
-                "last_error": self.vault_error,
+                "last_error": vault_health.last_error,
+                "failing": vault_health.failing,
+                "failed_attempts": vault_health.failed_attempts,
+                "retry_in_ms": vault_health.retry_in_ms,
+                "writes": vault_health.writes,
+                "writing": vault_health.writing,
             },
             "engine": {
                 "sample_rate": self.engine.config().sample_rate,
@@ -980,12 +1038,25 @@ impl Realm {
                 s.handle = None;
             }
         }
-        self.save_vault();
         self.engine.collect_garbage();
-        tracing::info!(
-            "realm stopped; vault saved to {}",
-            self.vault.path().display()
-        );
+        let before = self.vault.generation();
+        let result = self.vault.save();
+        self.poll_vault();
+        match result {
+            Ok(generation) if generation == before => tracing::info!(
+                "realm stopped; vault {} was up to date (generation {generation})",
+                self.vault.path().display()
+            ),
+            Ok(generation) => tracing::info!(
+                "realm stopped; vault saved to {} (generation {generation})",
+                self.vault.path().display()
+            ),
+            Err(e) => tracing::error!(
+                "realm stopped; VAULT NOT SAVED: {e}. What changed since generation {} is lost; \
+                 the file and its backups are untouched",
+                self.vault.generation()
+            ),
+        }
     }
 
     /// Runs the supervisor loop until [`Message::Shutdown`] (or every
