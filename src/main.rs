@@ -1,6 +1,7 @@
 //! `impresario`: the daemon and its command line.
 
 mod cli;
+mod signals;
 
 use engine::alloc_guard::GuardedAllocator;
 

@@ -202,3 +202,170 @@ fn large_foreign_data_is_not_rewritten_and_status_answers_while_it_is() {
         "the foreign data is kept"
     );
 }
+
+/// A chaos imp (holds the notes it passes) feeding a logging monitor.
+const HELD: &str = "[imps.src]\nlibrary = \"chaos\"\nconfig = { churn = true }\n\n\
+    [imps.mon]\nlibrary = \"monitor\"\nconfig = { label = \"heard\", log = true }\n\n\
+    [[wires]]\nfrom = \"src\"\nto = \"mon\"\n";
+
+/// Starts a realm holding a note, sends `sig`, checks the graceful stop:
+/// note-off heard, vault saved with the newest data, socket gone, exit 0.
+fn graceful_stop_on(sig: i32) {
+    let mut d = Daemon::start(&["chaos", "monitor"], HELD);
+    d.send("src", &["90", "3c", "64"]);
+    d.wait_for("the note to be heard", |s| {
+        imp_of(s, "mon")["status"]["counts"]["note_on"] == 1
+    });
+    let generation = d.imp("src")["status"]["generation"].as_u64().unwrap();
+    signal(&d, sig);
+    let status = wait_exit(&mut d, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("signal {sig}: still running\n{}", d.log_text()));
+    let log = d.log_text();
+    assert!(status.success(), "signal {sig}: {status:?}\n{log}");
+    assert!(log.contains(": stopping"), "{log}");
+    assert!(
+        log.contains("heard: note-off ch1 C4"),
+        "signal {sig}: the held note was not ended\n{log}"
+    );
+    assert!(log.contains("vault saved to"), "{log}");
+    let doc = read_vault(&d.path("vault.json"));
+    assert!(
+        doc["imps"]["src"]["data"]["generation"].as_u64() >= Some(generation),
+        "signal {sig}: the vault lacks the newest data: {doc:#}"
+    );
+    assert!(
+        !d.path("impresario.sock").exists(),
+        "signal {sig}: socket left behind"
+    );
+}
+
+#[test]
+fn sigint_stops_gracefully() {
+    graceful_stop_on(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_stops_gracefully() {
+    graceful_stop_on(libc::SIGTERM);
+}
+
+#[test]
+fn sigquit_stops_gracefully() {
+    graceful_stop_on(libc::SIGQUIT);
+}
+
+#[test]
+fn sigusr1_stops_gracefully() {
+    graceful_stop_on(libc::SIGUSR1);
+}
+
+#[test]
+fn sigusr2_stops_gracefully() {
+    graceful_stop_on(libc::SIGUSR2);
+}
+
+#[test]
+fn sighup_rereads_the_realm_file_and_keeps_running() {
+    // Reconcile once a minute: only the signal can make the edit apply now.
+    let dir = Daemon::prepare(&["monitor"]);
+    let text =
+        |body: &str| format!("[realm]\nlibrary_dir = \"libs\"\nreconcile_ms = 60000\n\n{body}");
+    std::fs::write(
+        dir.path().join("realm.toml"),
+        text("[imps.a]\nlibrary = \"monitor\"\n"),
+    )
+    .unwrap();
+    let mut d = Daemon::start_in(dir, &[]);
+    std::fs::write(
+        d.realm(),
+        text("[imps.a]\nlibrary = \"monitor\"\n[imps.b]\nlibrary = \"monitor\"\n"),
+    )
+    .unwrap();
+    signal(&d, libc::SIGHUP);
+    let started = Instant::now();
+    d.wait_for("imp b to come up", |s| imp_of(s, "b")["state"] == "thawed");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(d.is_running());
+    assert!(
+        d.log_text().contains("SIGHUP: re-reading"),
+        "{}",
+        d.log_text()
+    );
+    assert!(d.stop().success());
+}
+
+#[test]
+fn a_second_signal_during_a_hung_stop_exits_at_once_with_the_vault_saved() {
+    let mut d = Daemon::start(
+        &["chaos"],
+        "[imps.stuck]\nlibrary = \"chaos\"\nconfig = { churn = true, hang_in_freeze_ms = 60000 }\n",
+    );
+    d.wait_for("a vault write", |s| {
+        s["vault"]["writes"].as_u64() >= Some(1)
+    });
+    signal(&d, libc::SIGTERM);
+    // The stop hangs in the imp's freeze.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(d.is_running(), "the stop should hang here");
+    // What the imp had when the stop began (polled every tick until then).
+    let last_seen = std::fs::read(d.path("vault.json")).unwrap();
+    let last_seen: serde_json::Value = serde_json::from_slice(&last_seen).unwrap();
+    let sent = Instant::now();
+    signal(&d, libc::SIGINT);
+    let status = wait_exit(&mut d, Duration::from_secs(10)).expect("exits at once");
+    assert!(sent.elapsed() < Duration::from_secs(5));
+    assert_eq!(status.code(), Some(128 + libc::SIGINT), "{status:?}");
+    let log = d.log_text();
+    assert!(log.contains("exiting now; vault saved"), "{log}");
+    let doc = read_vault(&d.path("vault.json"));
+    assert!(
+        doc["generation"].as_u64() > last_seen["generation"].as_u64(),
+        "the emergency save wrote a new generation"
+    );
+    assert!(
+        doc["imps"]["stuck"]["data"]["generation"].as_u64()
+            >= last_seen["imps"]["stuck"]["data"]["generation"].as_u64()
+    );
+    assert!(!d.path("impresario.sock").exists(), "socket left behind");
+}
+
+#[test]
+fn a_sigterm_in_the_first_milliseconds_of_a_start_stops_cleanly() {
+    let mut before_the_socket = 0;
+    for round in 0..5 {
+        let dir = Daemon::prepare(&["chaos", "monitor"]);
+        std::fs::write(dir.path().join("realm.toml"), realm_text(HELD)).unwrap();
+        let mut child = std::process::Command::new(binary())
+            .arg("run")
+            .arg("--realm")
+            .arg(dir.path().join("realm.toml"))
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // As soon as the handler is in place (before the realm is up).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !catches(child.id(), libc::SIGTERM) {
+            assert!(Instant::now() < deadline, "no SIGTERM handler");
+            std::thread::sleep(Duration::from_micros(200 + round * 500));
+        }
+        let socket_existed = dir.path().join("impresario.sock").exists();
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "round {round}: {status:?} (realm up when signalled: {socket_existed})"
+        );
+        assert!(!dir.path().join("impresario.sock").exists());
+        before_the_socket += usize::from(!socket_existed);
+    }
+    // The handlers come before anything slow: the signal usually lands
+    // before the control socket exists.
+    assert!(
+        before_the_socket > 0,
+        "the handler was installed only after the socket, in every round"
+    );
+}
