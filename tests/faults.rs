@@ -369,3 +369,107 @@ fn a_sigterm_in_the_first_milliseconds_of_a_start_stops_cleanly() {
         "the handler was installed only after the socket, in every round"
     );
 }
+
+const JACK_REALM: &str = "[imps.out]\nlibrary = \"midi_port\"\n\
+    config = { direction = \"out\", name = \"to-synth\", connect = \"synth\" }\n\n\
+    [imps.keys]\nlibrary = \"midi_port\"\nconfig = { direction = \"in\" }\n\n\
+    [imps.mon]\nlibrary = \"monitor\"\nconfig = { log = false }\n\n\
+    [[wires]]\nfrom = \"keys\"\nto = \"mon\"\n";
+
+fn total(s: &serde_json::Value) -> u64 {
+    imp_of(s, "mon")["status"]["total"].as_u64().unwrap_or(0)
+}
+
+/// The peers of the JACK test: a synth (`jack_midi_dump`) the `out` imp
+/// connects to, and a sequencer playing C4 twice a second that the test
+/// connects to impresario's own `keys` port (as a user would).
+fn start_peers(jack: &mut JackServer) {
+    jack.spawn("jack_midi_dump", &["synth"], std::process::Stdio::null());
+    jack.spawn(
+        "jack_midiseq",
+        &["seq", "24000", "0", "60", "8000"],
+        std::process::Stdio::null(),
+    );
+}
+
+#[test]
+fn a_jack_server_that_goes_away_and_comes_back() {
+    let mut jack = JackServer::start();
+    start_peers(&mut jack);
+    let dir = Daemon::prepare(&["midi_port", "monitor"]);
+    std::fs::write(
+        dir.path().join("realm.toml"),
+        format!("[realm]\nlibrary_dir = \"libs\"\nmidi_backend = \"jack\"\n{FAST}\n{JACK_REALM}"),
+    )
+    .unwrap();
+    let (k, v) = jack.env();
+    let mut d = Daemon::start_in(dir, &[(k, v)]);
+    d.wait_for("both ports", |s| {
+        imp_of(s, "out")["state"] == "thawed" && imp_of(s, "keys")["state"] == "thawed"
+    });
+    let connect = |jack: &JackServer| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !jack
+            .command("jack_connect")
+            .args(["seq:out", "impresario:keys"])
+            .status()
+            .unwrap()
+            .success()
+        {
+            assert!(Instant::now() < deadline, "cannot connect seq:out");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    connect(&jack);
+    let heard = total(&d.status());
+    d.wait_for("the sequencer to be heard", |s| total(s) >= heard + 2);
+
+    for (round, how) in [(0, libc::SIGKILL), (1, libc::SIGTERM)] {
+        jack.end_server(how);
+        let s = d.wait_for("the port imps to freeze", |s| {
+            imp_of(s, "out")["state"] == "frozen" && imp_of(s, "keys")["state"] == "frozen"
+        });
+        wait_log(&d, "the JACK server went away", round + 1);
+        // The realm carries on, on the internal clock.
+        let cycles = s["engine"]["cycles"].as_u64().unwrap();
+        let before = total(&s);
+        d.send("mon", &["90", "40", "40"]);
+        let s = d.wait_for("the monitor to count on the internal clock", |s| {
+            total(s) == before + 1
+        });
+        assert!(s["engine"]["cycles"].as_u64().unwrap() > cycles);
+        assert!(
+            imp_of(&s, "out")["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("went away") || e.contains("JACK server is gone")),
+            "{s:#}"
+        );
+
+        // The server comes back (and the peers with it).
+        jack.restart();
+        start_peers(&mut jack);
+        d.wait_for("the port imps to thaw", |s| {
+            imp_of(s, "out")["state"] == "thawed" && imp_of(s, "keys")["state"] == "thawed"
+        });
+        wait_log(&d, "the JACK server is back", round + 1);
+        // Connections: the `connect` pattern, and what the user had connected.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ports = jack.ports();
+            if ports.contains("impresario:to-synth\n   synth:input")
+                && ports.contains("impresario:keys\n   seq:out")
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: connections not restored:\n{ports}\n{}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let heard = total(&d.status());
+        d.wait_for("the sequencer to be heard again", |s| total(s) >= heard + 2);
+    }
+    assert!(d.stop().success(), "{}", d.log_text());
+}

@@ -30,6 +30,19 @@ pub fn wait_exit(d: &mut Daemon, limit: Duration) -> Option<std::process::ExitSt
     }
 }
 
+/// Waits (60 s at most) until the daemon's log holds `needle` `count` times.
+pub fn wait_log(d: &Daemon, needle: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while d.log_text().matches(needle).count() < count {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for `{needle}` x{count} in the log:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The vault file's document (panics when it does not parse).
 pub fn read_vault(path: &Path) -> Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -60,4 +73,54 @@ pub fn catches(pid: u32, signal: i32) -> bool {
         .find_map(|l| l.strip_prefix("SigCgt:"))
         .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
         .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+impl super::JackServer {
+    /// Ends the server as a crash (`SIGKILL`) or as a user stopping it
+    /// (`SIGTERM`), and every peer client with it.
+    pub fn end_server(&mut self, signal: i32) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(c.id() as i32, signal) };
+            let _ = c.wait();
+        }
+        for p in &mut self.peers {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        self.peers.clear();
+    }
+
+    /// Starts the server again under the same name (after [`Self::end_server`]).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server still runs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let child = std::process::Command::new("jackd")
+                .args([
+                    "-n", &self.name, "-R", "-P", "70", "-p", "32", "-d", "dummy", "-r", "48000",
+                    "-p", "128",
+                ])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("jackd");
+            self.child = Some(child);
+            let ok = self
+                .command("jack_wait")
+                .args(["-w", "-t", "10"])
+                .output()
+                .expect("jack_wait");
+            if ok.status.success() {
+                return;
+            }
+            eprintln!("jackd did not come back at the first try; trying again");
+            self.end_server(libc::SIGKILL);
+            assert!(
+                Instant::now() < deadline,
+                "the JACK server does not restart"
+            );
+        }
+    }
 }
