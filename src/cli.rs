@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use realm::control;
-use realm::{Message, Realm, RealmConfig, Reply, Request};
+use realm::{Realm, RealmConfig, Reply, Request};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -376,6 +376,10 @@ fn init_logging() {
 
 fn run(realm_path: &Path) -> Result<()> {
     init_logging();
+    // First, before anything slow: a signal from now on stops cleanly.
+    let (tx, rx) = mpsc::channel();
+    let signals =
+        crate::signals::install(tx.clone()).context("cannot install the signal handlers")?;
     if std::env::var_os("IMPRESARIO_ALLOC_BACKTRACE").is_some() {
         engine::alloc_guard::trace_violations(true);
     }
@@ -394,7 +398,6 @@ fn run(realm_path: &Path) -> Result<()> {
     let (running, handle) =
         backend::start(choice, &settings.jack_client_name, engine_config, &audio)?;
 
-    let (tx, rx) = mpsc::channel();
     let watcher =
         realm::watch::watch_libraries(&settings.library_dir, tx.clone()).with_context(|| {
             format!(
@@ -402,30 +405,22 @@ fn run(realm_path: &Path) -> Result<()> {
                 settings.library_dir.display()
             )
         })?;
+    if signals.stopping() {
+        tracing::info!("stopped while starting");
+        running.stop();
+        return Ok(());
+    }
     let _control = control::serve(&settings.socket, tx.clone()).with_context(|| {
         format!(
             "cannot open the control socket {}",
             settings.socket.display()
         )
     })?;
-
-    let signal_tx = tx.clone();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("cannot install the signal handlers")?;
-    std::thread::Builder::new()
-        .name("impresario-signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                tracing::info!("signal {sig}: stopping");
-                let _ = signal_tx.send(Message::Shutdown);
-            }
-        })?;
+    signals.set_socket(settings.socket.clone());
 
     let mut realm = Realm::new(config, handle).map_err(anyhow::Error::new)?;
     realm.watch_libraries(watcher);
+    signals.set_emergency(realm.vault_emergency());
     tracing::info!(
         "realm {} is up; control socket {}",
         realm_path.display(),
@@ -433,9 +428,18 @@ fn run(realm_path: &Path) -> Result<()> {
     );
     realm.run(rx);
     // The realm froze every imp (their notes went out); now stop the clock.
+    let stopping = std::time::Instant::now();
+    let backend_name = running.name();
     running.stop();
     drop(realm);
     let _ = std::fs::remove_file(&settings.socket);
+    // With the realm's own line ("realm stopped in N ms"), this says where
+    // a slow stop spends its time.
+    tracing::info!(
+        "{} backend stopped in {:.1} ms",
+        backend_name,
+        stopping.elapsed().as_secs_f64() * 1e3
+    );
     realm::loader::remove_private_dir();
     Ok(())
 }

@@ -7,7 +7,11 @@ use common::*;
 #[test]
 fn alsa_without_a_sound_card_is_a_clear_message_not_a_crash() {
     if std::path::Path::new("/dev/snd/seq").exists() {
-        return; // this machine has ALSA: the error path cannot happen here
+        eprintln!(
+            "SKIPPED alsa_without_a_sound_card_is_a_clear_message_not_a_crash: /dev/snd/seq \
+             exists on this machine, so the missing-ALSA path cannot happen"
+        );
+        return;
     }
     let dir = Daemon::prepare(&["midi_port"]);
     let realm = realm_text("[imps.keys]\nlibrary = \"midi_port\"\nconfig = { direction = \"in\", connect = \"mpk\" }\n")
@@ -40,6 +44,10 @@ fn alsa_without_a_sound_card_is_a_clear_message_not_a_crash() {
 #[test]
 fn auto_without_jack_or_alsa_says_why_it_uses_the_loopback() {
     if std::path::Path::new("/dev/snd/seq").exists() {
+        eprintln!(
+            "SKIPPED auto_without_jack_or_alsa_says_why_it_uses_the_loopback: /dev/snd/seq \
+             exists on this machine, so auto picks ALSA, not the loopback"
+        );
         return;
     }
     let dir = Daemon::prepare(&["monitor"]);

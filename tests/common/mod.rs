@@ -3,6 +3,7 @@
 //! `send`), plus helpers that build imp libraries with cargo.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod soundfont;
 
 use serde_json::Value;

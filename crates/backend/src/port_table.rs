@@ -313,4 +313,22 @@ impl<P, O> Registry<P, O> {
     pub fn closing(&self) -> usize {
         self.closing.len()
     }
+
+    /// Starts over with a new, empty engine side, for a backend that lost
+    /// its server: every port is forgotten (ids keep counting, so an old id
+    /// never names a new port). The caller swaps the returned side in for
+    /// the old one and drops the old one, with its port objects.
+    pub fn renew(&mut self) -> EngineSide<P> {
+        let (changes_tx, changes_rx) = rtrb::RingBuffer::new(256);
+        let (retired_tx, retired_rx) = rtrb::RingBuffer::new(256);
+        self.open.clear();
+        self.closing.clear();
+        self.changes = changes_tx;
+        self.retired = retired_rx;
+        EngineSide {
+            table: Table::new(),
+            changes: changes_rx,
+            retired: retired_tx,
+        }
+    }
 }

@@ -3,8 +3,8 @@
 //! The realm's failure paths are only trustworthy if they are exercised
 //! through a real library. `chaos` passes events through like a cable and,
 //! depending on its config, panics in a chosen entry point, pretends its
-//! device is absent, allocates on the engine thread, or changes its vault
-//! data on every poll. Nothing in a musician's realm needs it.
+//! device is absent, allocates on the engine thread, changes its vault
+//! data on every poll, or hangs in `freeze`. Nothing in a musician's realm needs it.
 //!
 //! ```toml
 //! [imps.trouble]
@@ -51,6 +51,8 @@ pub struct Config {
     pub outputs: Vec<u8>,
     /// Panic on the engine thread when a note-on of this note arrives.
     pub panic_on_note: Option<u8>,
+    /// Sleep this long in `freeze` (a hung imp holding up a stop).
+    pub hang_in_freeze_ms: u64,
 }
 
 /// The control part.
@@ -139,6 +141,11 @@ impl Imp for Chaos {
 
     fn freeze(&mut self) -> u64 {
         self.maybe_panic("freeze");
+        if self.config.hang_in_freeze_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(
+                self.config.hang_in_freeze_ms,
+            ));
+        }
         self.generation
     }
 
