@@ -214,8 +214,8 @@ fn timeseq(command: TimeseqCommand) -> ExitCode {
 fn ports() -> Result<()> {
     use midi::alsa::Direction;
     let arrow = |d: Direction| match d {
-        Direction::Input => "in  (plays into impresario: use in a `direction = \"in\"` port)",
-        Direction::Output => "out (impresario can play to it: `direction = \"out\"`)",
+        Direction::In => "in  (plays into impresario: use in a `direction = \"in\"` port)",
+        Direction::Out => "out (impresario can play to it: `direction = \"out\"`)",
     };
     println!("ALSA:");
     match midi::alsa::list_ports() {

@@ -1,7 +1,7 @@
 //! Cost per input event through scale + chord + arpeggiator, and cost of one
 //! 64-frame block at 48 kHz with 16 held notes and the arpeggiator running.
 //!
-//! `CARGO_TARGET_DIR=/work/target-bard cargo bench -p bard-pipeline --bench pipeline`
+//! `cargo bench -p bard-pipeline --bench pipeline`
 // `criterion_group!` defines an undocumented public function.
 #![allow(missing_docs)]
 

@@ -11,7 +11,7 @@ use crate::error::ImpError;
 use serde::{Deserialize, Serialize};
 
 /// Direction of a port, seen from impresario.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// MIDI comes in (from a keyboard).

@@ -66,7 +66,7 @@ fn virtual_ports_round_trip() {
     assert!(
         ports
             .iter()
-            .any(|p| p.direction == Direction::Input && p.name.contains(&port_name)),
+            .any(|p| p.direction == Direction::In && p.name.contains(&port_name)),
         "{ports:?}"
     );
     let (got_tx, got_rx) = mpsc::channel();

@@ -1,6 +1,6 @@
 //! Samples-per-second benchmark for three sample scripts.
 //!
-//! Run: `CARGO_TARGET_DIR=/work/target-timeseq cargo bench -p timeseq --bench samples`
+//! Run: `cargo bench -p timeseq --bench samples`
 //! Criterion reports the throughput as `elem/s` = samples per second.
 //!
 //! * `timeseq/<script>`: one `process(1)` call per sample, as the reference was measured.
