@@ -39,8 +39,9 @@ const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
 /// A JACK port as the engine thread holds it.
 pub enum JackPort {
-    /// Impresario receives on it.
-    In(Port<MidiIn>),
+    /// Impresario receives on it, through the MIDI 1.0 parser every backend
+    /// uses (running status, real-time bytes inside other messages).
+    In(Port<MidiIn>, midi::Parser),
     /// Impresario sends on it.
     Out(Port<MidiOut>),
 }
@@ -196,17 +197,20 @@ impl EngineParts {
                 if b.is_closing() {
                     continue;
                 }
-                if let JackPort::In(port) = &b.port {
+                let slot = b.slot;
+                if let JackPort::In(port, parser) = &mut b.port {
                     for raw in port.iter(ps) {
-                        // Short messages only: SysEx is not real-time material.
-                        if !raw.bytes.is_empty()
-                            && raw.bytes.len() <= 3
-                            && raw.bytes[0] >= 0x80
-                            && raw.bytes[0] != 0xF0
-                        {
-                            self.core
-                                .push_input(b.slot, RtEvent::midi(raw.time, raw.bytes));
-                        }
+                        let core = &mut self.core;
+                        parser.feed(raw.bytes, |event| {
+                            // Short messages; SysEx stays outside the engine.
+                            if let midi::Event::Message(m) = event {
+                                let (bytes, len) = m.raw();
+                                core.push_input(
+                                    slot,
+                                    RtEvent::midi(raw.time, &bytes[..len as usize]),
+                                );
+                            }
+                        });
                     }
                 }
             }
@@ -644,7 +648,7 @@ impl Inner {
         self.ports.drain_retired(|port, _| {
             if let Some(client) = client {
                 let _ = match port {
-                    JackPort::In(p) => client.unregister_port(p),
+                    JackPort::In(p, _) => client.unregister_port(p),
                     JackPort::Out(p) => client.unregister_port(p),
                 };
             }
@@ -696,7 +700,7 @@ impl PortService for JackBackend {
             let registered = match spec.direction {
                 Direction::In => client
                     .register_port(&spec.name, MidiIn::default())
-                    .map(JackPort::In),
+                    .map(|p| JackPort::In(p, midi::Parser::new())),
                 Direction::Out => client
                     .register_port(&spec.name, MidiOut::default())
                     .map(JackPort::Out),
@@ -720,7 +724,7 @@ impl PortService for JackBackend {
         };
         let client = inner.client.as_ref().expect("checked").as_client();
         let full_name = match &port {
-            JackPort::In(p) => p.name(),
+            JackPort::In(p, _) => p.name(),
             JackPort::Out(p) => p.name(),
         }
         .unwrap_or_else(|_| format!("{own}{}", spec.name));
@@ -731,7 +735,7 @@ impl PortService for JackBackend {
             };
             if let Err(e) = client.connect_ports_by_name(from, to) {
                 let _ = match port {
-                    JackPort::In(p) => client.unregister_port(p),
+                    JackPort::In(p, _) => client.unregister_port(p),
                     JackPort::Out(p) => client.unregister_port(p),
                 };
                 return Err(PortError::NotReady(format!(
