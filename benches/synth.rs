@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
     let rt = imp.thaw().unwrap().unwrap();
     handle.install(0, rt, false).unwrap();
     handle
-        .set_routing(Routing::new(&[0], &[], &[]).unwrap())
+        .set_routing(Routing::new(&[0], &[]).unwrap())
         .unwrap();
     // 32 voices: 16 keys on each of two channels.
     for ch in 0..2u8 {

@@ -146,7 +146,7 @@ impl Rig {
             observer: Observer::default(),
         };
         rig.handle
-            .set_routing(Routing::new(&[BARD, LAYERS], &[], &[]).unwrap())
+            .set_routing(Routing::new(&[BARD, LAYERS], &[]).unwrap())
             .unwrap();
         rig.start_bard();
         rig.start_layers();

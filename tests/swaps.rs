@@ -45,7 +45,7 @@ fn thawed(
 fn the_monitor_counts_every_event_across_respawns() {
     let (mut handle, mut core) = engine::engine(EngineConfig::default());
     handle
-        .set_routing(Routing::new(&[1], &[], &[]).unwrap())
+        .set_routing(Routing::new(&[1], &[]).unwrap())
         .unwrap();
     let builds = [load("monitor"), load("monitor")];
     let config = json!({ "log": false });
@@ -87,7 +87,7 @@ fn the_monitor_counts_every_event_across_respawns() {
 fn a_swap_never_reads_another_swaps_transient_bytes() {
     let (mut handle, mut core) = engine::engine(EngineConfig::default());
     handle
-        .set_routing(Routing::new(&[1, 2], &[], &[]).unwrap())
+        .set_routing(Routing::new(&[1, 2], &[]).unwrap())
         .unwrap();
     let monitor = load("monitor");
     let config = json!({ "log": false });
@@ -124,7 +124,7 @@ fn a_swap_never_reads_another_swaps_transient_bytes() {
 fn a_successor_that_panics_taking_over_is_failed_and_its_notes_end() {
     let (mut handle, mut core) = engine::engine(EngineConfig::default());
     handle
-        .set_routing(Routing::new(&[1], &[], &[1]).unwrap())
+        .set_routing(Routing::new(&[1], &[]).unwrap())
         .unwrap();
     let chaos = load("chaos");
     let (_old, rt) = thawed(&chaos, "x", json!({}), None, 1);

@@ -51,7 +51,6 @@ pub const SLOT_OUTPUT_CAPACITY: usize = 1024;
 const COMMAND_QUEUE: usize = 256;
 const GARBAGE_QUEUE: usize = 512;
 const INPUT_QUEUE: usize = 4096;
-const OUTPUT_QUEUE: usize = 16384;
 /// Events the engine can emit in one cycle, all slots together, for a
 /// backend to pick up after the cycle ([`EngineCore::emitted`]).
 pub const EMITTED_CAPACITY: usize = 8192;
@@ -114,9 +113,10 @@ pub enum Garbage {
     Routing(Box<Routing>),
 }
 
-/// An event the engine hands out from a tapped slot.
+/// An event a slot emitted in the last cycle, as the engine hands it out
+/// ([`EngineCore::emitted`]): backends send those of port-bound slots.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TapEvent {
+pub struct EmittedEvent {
     /// The slot that emitted it.
     pub slot: usize,
     /// Absolute sample time (block start + frame).
@@ -147,7 +147,6 @@ pub struct EngineHandle {
     commands: rtrb::Producer<Command>,
     garbage: rtrb::Consumer<Garbage>,
     inputs: rtrb::Producer<InputEvent>,
-    taps: rtrb::Consumer<TapEvent>,
     stats: Arc<EngineStats>,
     config: EngineConfig,
 }
@@ -157,7 +156,6 @@ pub struct EngineCore {
     commands: rtrb::Consumer<Command>,
     garbage: rtrb::Producer<Garbage>,
     inputs: rtrb::Consumer<InputEvent>,
-    taps: rtrb::Producer<TapEvent>,
     stats: Arc<EngineStats>,
     slots: Box<[Slot]>,
     routing: Box<Routing>,
@@ -166,7 +164,7 @@ pub struct EngineCore {
     release_buf: Box<[RtEvent]>,
     /// An empty ledger swapped in for one being released.
     spare_ledger: NoteLedger,
-    emitted: Box<[TapEvent]>,
+    emitted: Box<[EmittedEvent]>,
     emitted_len: usize,
     transient: Box<[u8; TRANSIENT_BYTES]>,
     audio: audio::Audio,
@@ -181,7 +179,6 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
     let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(COMMAND_QUEUE);
     let (gar_tx, gar_rx) = rtrb::RingBuffer::new(GARBAGE_QUEUE);
     let (in_tx, in_rx) = rtrb::RingBuffer::new(INPUT_QUEUE);
-    let (tap_tx, tap_rx) = rtrb::RingBuffer::new(OUTPUT_QUEUE);
     let stats = Arc::new(EngineStats::default());
     let slots = (0..MAX_SLOTS)
         .map(|_| Slot {
@@ -197,15 +194,14 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         commands: cmd_rx,
         garbage: gar_tx,
         inputs: in_rx,
-        taps: tap_tx,
         stats: stats.clone(),
         slots,
-        routing: Box::new(Routing::new(&[], &[], &[]).expect("empty routing is valid")),
+        routing: Box::new(Routing::new(&[], &[]).expect("empty routing is valid")),
         scratch: vec![RtEvent::default(); SLOT_OUTPUT_CAPACITY].into_boxed_slice(),
         release_buf: vec![RtEvent::default(); SLOT_OUTPUT_CAPACITY].into_boxed_slice(),
         spare_ledger: NoteLedger::new(),
         emitted: vec![
-            TapEvent {
+            EmittedEvent {
                 slot: 0,
                 time: 0,
                 event: RtEvent::default()
@@ -224,7 +220,6 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         commands: cmd_tx,
         garbage: gar_rx,
         inputs: in_tx,
-        taps: tap_rx,
         stats,
         config,
     };
@@ -306,13 +301,6 @@ impl EngineHandle {
         n
     }
 
-    /// Takes the events tapped slots emitted since the last call.
-    pub fn drain_taps(&mut self, mut f: impl FnMut(TapEvent)) {
-        while let Ok(t) = self.taps.pop() {
-            f(t);
-        }
-    }
-
     /// Slots whose RT part panicked since the last call (bit i = slot i).
     pub fn take_failures(&self) -> u64 {
         self.stats.take_failures()
@@ -334,21 +322,18 @@ impl EngineCore {
         }
     }
 
-    /// Routes one output event of `slot` to its wires and the tap.
+    /// Routes one output event of `slot` to its wires and the emitted list.
     fn route(&mut self, slot: usize, e: RtEvent) {
         let time = self.position + e.frame as u64;
-        let tap = TapEvent {
+        let emitted = EmittedEvent {
             slot,
             time,
             event: e,
         };
         if self.emitted_len < self.emitted.len() {
-            self.emitted[self.emitted_len] = tap;
+            self.emitted[self.emitted_len] = emitted;
             self.emitted_len += 1;
         } else {
-            self.stats.note_dropped();
-        }
-        if self.routing.tapped[slot] && self.taps.push(tap).is_err() {
             self.stats.note_dropped();
         }
         for i in 0..self.routing.wires_from[slot].len() {
@@ -568,7 +553,7 @@ impl EngineCore {
     /// Every event the slots emitted in the last cycle (after the ledger),
     /// with its absolute time; a backend sends those of its port-bound
     /// slots out after the cycle. Allocation-free.
-    pub fn emitted(&self) -> &[TapEvent] {
+    pub fn emitted(&self) -> &[EmittedEvent] {
         &self.emitted[..self.emitted_len]
     }
 

@@ -804,7 +804,7 @@ impl Realm {
                 })
             })
             .collect();
-        match Routing::new(&slots, &wires, &[]) {
+        match Routing::new(&slots, &wires) {
             Ok(r) => {
                 if let Err(e) = self.engine.set_routing(r) {
                     tracing::error!("routing not applied: {e}");
