@@ -297,6 +297,27 @@ pub enum ChordName {
     Nine,
 }
 
+impl ChordName {
+    /// Semitone intervals of the chord.
+    pub fn intervals(self) -> &'static [i8] {
+        match self {
+            ChordName::Maj => &[0, 4, 7],
+            ChordName::Min => &[0, 3, 7],
+            ChordName::Dom7 => &[0, 4, 7, 10],
+            ChordName::Maj7 => &[0, 4, 7, 11],
+            ChordName::Min7 => &[0, 3, 7, 10],
+            ChordName::Dim => &[0, 3, 6],
+            ChordName::Aug => &[0, 4, 8],
+            ChordName::Sus2 => &[0, 2, 7],
+            ChordName::Sus4 => &[0, 5, 7],
+            ChordName::Add9 => &[0, 4, 7, 14],
+            ChordName::Six => &[0, 4, 7, 9],
+            ChordName::Min6 => &[0, 3, 7, 9],
+            ChordName::Nine => &[0, 4, 7, 10, 14],
+        }
+    }
+}
+
 /// A chord: a name (`"maj7"`) or a raw interval list (`[0, 7, 12]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -844,7 +865,7 @@ impl ZoneConfig {
         }
         if let Some(c) = &self.chord {
             let n = match &c.shape {
-                ChordShape::Named(name) => crate::theory::chord_intervals(*name).len(),
+                ChordShape::Named(name) => name.intervals().len(),
                 ChordShape::Intervals(iv) => {
                     if iv.is_empty() {
                         return Err(err(

@@ -10,23 +10,11 @@
 //! out come back only through `free_bytes`.
 
 use crate::abi::*;
-use crate::error::{ErrorKind, ImpError};
+use crate::error::{panic_text, ErrorKind, ImpError};
 use crate::traits::{CreateContext, EventWriter, Imp, RtPart};
 use core::ffi::c_void;
 use serde_json::Value;
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// Text of a panic payload.
-pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-text payload".to_string()
-    }
-}
 
 fn give(out: *mut ImpBytes, bytes: Vec<u8>) {
     if out.is_null() {

@@ -84,7 +84,7 @@ pub(crate) fn install() {
             "panic",
             &format!(
                 "imp panicked: {}{location}",
-                crate::glue::panic_text(info.payload())
+                crate::error::panic_text(info.payload())
             ),
         );
     }));
