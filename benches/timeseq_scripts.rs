@@ -21,6 +21,9 @@
 //! - `timeseq/arp_gate_x64`: `samples/chords-and-notes-arp-gate.json`, a
 //!   typical sequence (one note every 6000 samples).
 
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -56,7 +59,7 @@ fn setup(
     }
     let slots: Vec<usize> = (0..MAX_SLOTS).collect();
     handle
-        .set_routing(Routing::new(&slots, &[], &[]).unwrap())
+        .set_routing(Routing::new(&slots, &[]).unwrap())
         .unwrap();
     for _ in 0..100 {
         core.cycle(64);

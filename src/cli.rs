@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use realm::control;
-use realm::{Message, Realm, RealmConfig, Reply, Request};
+use realm::{Realm, RealmConfig, Reply, Request};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,11 +57,32 @@ enum Command {
     Control {
         /// The imp's name in realm.toml.
         imp: String,
-        /// The message, as JSON, e.g. '{"command": "reset"}'.
+        /// The message, as JSON, e.g. '{"cmd": "reset"}'.
         message: String,
     },
     /// Stop the running daemon gracefully.
     Stop,
+    /// Render the realm's sound without devices, faster than real time, into
+    /// a WAV file: `--midi FILE.mid` plays into the realm's input ports
+    /// (`impresario render --realm realm.toml --midi song.mid --seconds 30
+    /// --out song.wav`).
+    Render {
+        /// A Standard MIDI File to play into the realm's input port imps.
+        #[arg(long, value_name = "FILE.mid")]
+        midi: Option<PathBuf>,
+        /// How many seconds to render.
+        #[arg(long, value_name = "N")]
+        seconds: f64,
+        /// The WAV file to write.
+        #[arg(long, value_name = "FILE.wav")]
+        out: PathBuf,
+        /// Sample rate: 44100 or 48000.
+        #[arg(long, default_value_t = 48_000)]
+        rate: u32,
+        /// Write 32-bit float samples (default: 16-bit integers).
+        #[arg(long)]
+        float: bool,
+    },
     /// List the MIDI ports each backend sees (ALSA and JACK), with the
     /// names to use as `connect` patterns in realm.toml.
     Ports,
@@ -150,6 +171,30 @@ pub fn main() -> ExitCode {
         Command::Stop => simple(&realm_path, Request::Shutdown),
         Command::Ports => ports(),
         Command::Seq { command } => seq(&realm_path, command),
+        Command::Render {
+            midi,
+            seconds,
+            out,
+            rate,
+            float,
+        } => {
+            init_logging();
+            let job = crate::render::Job {
+                realm: realm_path.clone(),
+                midi,
+                seconds,
+                out,
+                rate,
+                float,
+            };
+            crate::render::render(&job).map(|took| {
+                println!(
+                    "rendered {seconds:.1} s into {} in {took:.2} s ({:.0}x real time)",
+                    job.out.display(),
+                    seconds / took.max(1e-9)
+                );
+            })
+        }
         Command::Timeseq { command } => return timeseq(command),
     };
     match result {
@@ -201,8 +246,8 @@ fn timeseq(command: TimeseqCommand) -> ExitCode {
 fn ports() -> Result<()> {
     use midi::alsa::Direction;
     let arrow = |d: Direction| match d {
-        Direction::Input => "in  (plays into impresario: use in a `direction = \"in\"` port)",
-        Direction::Output => "out (impresario can play to it: `direction = \"out\"`)",
+        Direction::In => "in  (plays into impresario: use in a `direction = \"in\"` port)",
+        Direction::Out => "out (impresario can play to it: `direction = \"out\"`)",
     };
     println!("ALSA:");
     match midi::alsa::list_ports() {
@@ -423,6 +468,18 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
         e["input_queue_high_water"],
         e["alloc_violations"],
     );
+    let db = |x: f64| {
+        if x > 0.0 {
+            format!("{:.1} dBFS", 20.0 * x.log10())
+        } else {
+            "silent".to_string()
+        }
+    };
+    println!(
+        "audio out: peak {} since the last status, level {} now",
+        db(e["output_peak"].as_f64().unwrap_or(0.0)),
+        db(e["output_rms"].as_f64().unwrap_or(0.0)),
+    );
     println!(
         "vault: {} (generation {}){}; {} library builds mapped ({:.1} MB)",
         v["vault"]["path"].as_str().unwrap_or("?"),
@@ -451,6 +508,10 @@ fn init_logging() {
 
 fn run(realm_path: &Path) -> Result<()> {
     init_logging();
+    // First, before anything slow: a signal from now on stops cleanly.
+    let (tx, rx) = mpsc::channel();
+    let signals =
+        crate::signals::install(tx.clone()).context("cannot install the signal handlers")?;
     if std::env::var_os("IMPRESARIO_ALLOC_BACKTRACE").is_some() {
         engine::alloc_guard::trace_violations(true);
     }
@@ -461,10 +522,14 @@ fn run(realm_path: &Path) -> Result<()> {
         block_size: settings.block_size,
         tempo_bpm: settings.tempo,
     };
-    let choice: backend::Choice = settings.midi_backend.parse()?;
-    let (running, handle) = backend::start(choice, &settings.jack_client_name, engine_config)?;
+    let choice = settings.midi_backend;
+    let audio = backend::AudioSettings {
+        output: settings.audio_output.clone(),
+        connect: settings.audio_connect,
+    };
+    let (running, handle) =
+        backend::start(choice, &settings.jack_client_name, engine_config, &audio)?;
 
-    let (tx, rx) = mpsc::channel();
     let watcher =
         realm::watch::watch_libraries(&settings.library_dir, tx.clone()).with_context(|| {
             format!(
@@ -472,31 +537,23 @@ fn run(realm_path: &Path) -> Result<()> {
                 settings.library_dir.display()
             )
         })?;
+    if signals.stopping() {
+        tracing::info!("stopped while starting");
+        running.stop();
+        return Ok(());
+    }
     let _control = control::serve(&settings.socket, tx.clone()).with_context(|| {
         format!(
             "cannot open the control socket {}",
             settings.socket.display()
         )
     })?;
-
-    let signal_tx = tx.clone();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("cannot install the signal handlers")?;
-    std::thread::Builder::new()
-        .name("impresario-signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                tracing::info!("signal {sig}: stopping");
-                let _ = signal_tx.send(Message::Shutdown);
-            }
-        })?;
+    signals.set_socket(settings.socket.clone());
 
     let mut realm = Realm::new(config, handle).map_err(anyhow::Error::new)?;
     realm.watch_libraries(watcher);
     realm.watch_scripts(tx.clone());
+    signals.set_emergency(realm.vault_emergency());
     tracing::info!(
         "realm {} is up; control socket {}",
         realm_path.display(),
@@ -504,9 +561,18 @@ fn run(realm_path: &Path) -> Result<()> {
     );
     realm.run(rx);
     // The realm froze every imp (their notes went out); now stop the clock.
+    let stopping = std::time::Instant::now();
+    let backend_name = running.name();
     running.stop();
     drop(realm);
     let _ = std::fs::remove_file(&settings.socket);
+    // With the realm's own line ("realm stopped in N ms"), this says where
+    // a slow stop spends its time.
+    tracing::info!(
+        "{} backend stopped in {:.1} ms",
+        backend_name,
+        stopping.elapsed().as_secs_f64() * 1e3
+    );
     realm::loader::remove_private_dir();
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! `impresario`: the daemon and its command line.
 
 mod cli;
+mod render;
+mod signals;
 
 use engine::alloc_guard::GuardedAllocator;
 

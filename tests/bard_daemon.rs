@@ -32,7 +32,7 @@ fn control_messages_transpose_live_and_persist() {
     let out = d.cli(&[
         "control",
         "bard",
-        r#"{"op": "transpose", "octaves": 1, "semitones": 0}"#,
+        r#"{"cmd": "transpose", "octaves": 1, "semitones": 0}"#,
     ]);
     assert!(
         out.status.success(),
@@ -57,7 +57,7 @@ fn control_messages_transpose_live_and_persist() {
     let out = d.cli(&[
         "control",
         "bard",
-        r#"{"op": "set", "path": "/zones/0/arp/octaves", "value": 9}"#,
+        r#"{"cmd": "set", "path": "/zones/0/arp/octaves", "value": 9}"#,
     ]);
     assert!(!out.status.success());
     assert!(

@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use engine::alloc_guard::{self, GuardedAllocator};
-use engine::{EngineConfig, Routing, TapEvent};
+use engine::{EmittedEvent, EngineConfig, Routing};
 use imp::RtEvent;
 use realm::{ImpHandle, Library};
 use serde_json::json;
@@ -66,7 +66,7 @@ fn instance(lib: &Arc<Library>) -> (ImpHandle, engine::OwnedRtPart) {
     (imp, rt)
 }
 
-fn run(swap_every: Option<u64>) -> (Vec<TapEvent>, u64) {
+fn run(swap_every: Option<u64>) -> (Vec<EmittedEvent>, u64) {
     // Two separately loaded copies of the library: each swap changes code.
     let builds: Vec<Arc<Library>> = (0..2)
         .map(|_| {
@@ -81,7 +81,7 @@ fn run(swap_every: Option<u64>) -> (Vec<TapEvent>, u64) {
     keep.push(imp);
     handle.install(0, rt, false).unwrap();
     handle
-        .set_routing(Routing::new(&[0], &[], &[0]).unwrap())
+        .set_routing(Routing::new(&[0], &[]).unwrap())
         .unwrap();
     let events = stream();
     let mut out = Vec::new();
@@ -99,13 +99,13 @@ fn run(swap_every: Option<u64>) -> (Vec<TapEvent>, u64) {
             handle.inject(0, *e).unwrap();
         }
         core.cycle(64);
-        handle.drain_taps(|t| out.push(t));
+        out.extend_from_slice(core.emitted());
         handle.collect_garbage();
     }
     // The final all-off: removal ends whatever still sounds.
     handle.remove(0).unwrap();
     core.cycle(64);
-    handle.drain_taps(|t| out.push(t));
+    out.extend_from_slice(core.emitted());
     (out, swaps)
 }
 

@@ -17,9 +17,12 @@ fn editing_a_dependency_gives_a_new_build_id() {
     }
     std::fs::write(
         pipeline.join("Cargo.toml"),
-        "[package]\nname = \"bard-pipeline\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-         [dependencies]\nserde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\n\
-         thiserror = \"2\"\nserde_path_to_error = \"0.1\"\n",
+        format!(
+            "[package]\nname = \"bard-pipeline\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nimp = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\
+             serde_json = \"1\"\nthiserror = \"2\"\nserde_path_to_error = \"0.1\"\n",
+            workspace().join("crates/imp")
+        ),
     )
     .unwrap();
     // A copy of the bard that uses it.

@@ -508,7 +508,7 @@ fn sustain_follows_a_two_zone_split_and_is_lifted_after_a_zone_change() {
     let out = d.cli(&[
         "control",
         "bard",
-        r#"{"op": "set", "path": "/zones/1/output", "value": 1}"#,
+        r#"{"cmd": "set", "path": "/zones/1/output", "value": 1}"#,
     ]);
     assert!(out.status.success(), "{out:?}");
     settle();

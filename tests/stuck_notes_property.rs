@@ -146,7 +146,7 @@ impl Rig {
             observer: Observer::default(),
         };
         rig.handle
-            .set_routing(Routing::new(&[BARD, LAYERS], &[], &[]).unwrap())
+            .set_routing(Routing::new(&[BARD, LAYERS], &[]).unwrap())
             .unwrap();
         rig.start_bard();
         rig.start_layers();
@@ -194,7 +194,7 @@ impl Rig {
             Op::Configure(variant) => {
                 self.config = variant;
                 if let Some(bard) = self.bard.as_mut() {
-                    let message = json!({ "op": "replace", "config": bard_config(variant) });
+                    let message = json!({ "cmd": "replace", "config": bard_config(variant) });
                     bard.control(&message).map_err(|e| e.to_string())?;
                 }
             }

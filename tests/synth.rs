@@ -57,7 +57,7 @@ impl Rig {
         let rt = imp.thaw().unwrap().expect("an RT part");
         handle.install(SLOT, rt, false).unwrap();
         handle
-            .set_routing(Routing::new(&[SLOT], &[], &[]).unwrap())
+            .set_routing(Routing::new(&[SLOT], &[]).unwrap())
             .unwrap();
         Rig {
             handle,

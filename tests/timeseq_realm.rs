@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 use engine::alloc_guard::{self, GuardedAllocator};
-use engine::{EngineConfig, EngineCore, TapEvent};
+use engine::{EmittedEvent, EngineConfig, EngineCore};
 use realm::{Realm, RealmConfig};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ struct Rig {
     realm: Realm,
     core: EngineCore,
     /// Every event the engine emitted: (slot, absolute sample, bytes).
-    events: Vec<TapEvent>,
+    events: Vec<EmittedEvent>,
 }
 
 impl Rig {

@@ -3,6 +3,7 @@
 //! `send`), plus helpers that build imp libraries with cargo.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod soundfont;
 
 use serde_json::Value;
@@ -283,8 +284,16 @@ impl ImpCrate {
         let manifest = std::fs::read_to_string(src.join("Cargo.toml")).unwrap();
         let root: toml_like::Root = toml_like::Root::read(&ws.join("Cargo.toml"));
         let mut out = String::new();
+        let mut in_lints = false;
         for line in manifest.lines() {
             let line = line.trim_end();
+            // The copy is a workspace of its own: the shared lints stay behind.
+            if line.starts_with('[') {
+                in_lints = line == "[lints]";
+            }
+            if in_lints {
+                continue;
+            }
             if line.starts_with("version.workspace") {
                 out.push_str("version = \"0.1.0\"\n");
             } else if line.starts_with("edition.workspace") {

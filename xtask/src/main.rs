@@ -91,6 +91,55 @@ fn ensure_packages(packages: &[&[(&str, &str)]]) {
     run(install);
 }
 
+/// Folders a SoundFont is looked for in (the fluidsynth imp's list).
+fn soundfont_found() -> bool {
+    let mut dirs = vec![
+        PathBuf::from("/usr/share/sounds/sf2"),
+        PathBuf::from("/usr/share/soundfonts"),
+    ];
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".local/share/soundfonts"));
+        dirs.push(Path::new(&home).join(".local/share/sounds/sf2"));
+    }
+    for d in std::env::var("XDG_DATA_DIRS")
+        .unwrap_or_default()
+        .split(':')
+    {
+        if !d.is_empty() {
+            dirs.push(Path::new(d).join("sounds/sf2"));
+            dirs.push(Path::new(d).join("soundfonts"));
+        }
+    }
+    dirs.iter().any(|d| {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.path()
+                    .extension()
+                    .is_some_and(|x| x.eq_ignore_ascii_case("sf2"))
+            })
+    })
+}
+
+/// The default realm's synth needs a General MIDI SoundFont: Debian's
+/// `timgm6mb-soundfont` (6 MB) when the machine has none.
+fn ensure_soundfont() {
+    if soundfont_found() {
+        return;
+    }
+    if !is_root() {
+        eprintln!(
+            "xtask: no SoundFont found; the synth stays silent until one is installed:\n\
+             xtask:   sudo apt-get install -y timgm6mb-soundfont"
+        );
+        return;
+    }
+    eprintln!("xtask: no SoundFont found: installing timgm6mb-soundfont (General MIDI, 6 MB)");
+    ensure_packages(&[&[("timgm6mb-soundfont", "/usr/share/sounds/sf2/TimGM6mb.sf2")]]);
+}
+
 /// JACK keeps a registry of at most 8 servers in shared memory; a server
 /// that died without cleaning up (a killed test run) keeps its entry, and
 /// after a few no server starts ("Too many servers already active"). The
@@ -128,6 +177,7 @@ fn main() {
     match task.as_str() {
         "run" => {
             ensure_packages(&[BUILD_PACKAGES]);
+            ensure_soundfont();
             let mut build = cargo();
             build.args(["build", "--release", "--workspace"]);
             run(build);

@@ -9,7 +9,7 @@
 //! started, plus f. Arrival jitter becomes a fixed latency of one block on
 //! input and one on output (2 × 1.3 ms at 48 kHz / 64).
 
-use crate::bindings::{registry, EngineSide, Registry};
+use crate::port_table::{registry, EngineSide, Registry};
 use engine::{ClockDriver, EngineCore};
 use imp::ports::{Direction, PortSpec};
 use imp::RtEvent;
@@ -154,19 +154,13 @@ impl ClockDriver for AlsaDriver {
         self.side.apply();
         let now = Instant::now();
         self.cycle_start = Some(now);
-        // The window of arrival times this block represents: the last block period.
-        let window_start = now.checked_sub(self.block).unwrap_or(now);
         for b in self.side.table.iter_mut() {
             if b.is_closing() {
                 continue;
             }
             if let AlsaRt::In(rx) = &mut b.port {
                 while let Ok((arrival, m)) = rx.pop() {
-                    let offset = arrival
-                        .saturating_duration_since(window_start)
-                        .as_secs_f64()
-                        * self.sample_rate;
-                    let frame = (offset as u32).min(frames.saturating_sub(1));
+                    let frame = arrival_frame(arrival, now, self.block, self.sample_rate, frames);
                     let (bytes, len) = m.raw();
                     core.push_input(b.slot, RtEvent::midi(frame, &bytes[..len as usize]));
                 }
@@ -176,15 +170,14 @@ impl ClockDriver for AlsaDriver {
 
     fn after_cycle(&mut self, core: &mut EngineCore, frames: u32) {
         let start = *self.cycle_start.get_or_insert_with(Instant::now);
-        let base = start + self.block;
-        let sample_rate = self.sample_rate;
+        let (block, sample_rate) = (self.block, self.sample_rate);
         for b in self.side.table.iter_mut() {
             let slot = b.slot;
             let (AlsaRt::Out(sender), mut gate) = b.output() else {
                 continue;
             };
             let mut write = |e: &RtEvent| {
-                let due = base + Duration::from_secs_f64(e.frame as f64 / sample_rate);
+                let due = due_time(start, block, sample_rate, e.frame);
                 sender.try_send_bytes(due, e.midi_bytes()).is_ok()
             };
             for t in core.emitted() {
@@ -208,7 +201,8 @@ impl ClockDriver for AlsaDriver {
 }
 
 /// Where a message that arrived at `arrival` goes in the block that starts
-/// at `block_start`: the block stands for the period of one block before
+/// at `block_start` (the driver's `before_cycle` places every input with
+/// it): the block stands for the period of one block before
 /// it, so the message keeps its offset inside that period (a fixed latency
 /// of one block instead of the jitter of "as soon as possible").
 pub fn arrival_frame(
@@ -227,7 +221,8 @@ pub fn arrival_frame(
 }
 
 /// When an event the engine emitted at `frame` of the block that started at
-/// `block_start` leaves: one block later, plus its offset.
+/// `block_start` leaves (the driver's `after_cycle` schedules every output
+/// with it): one block later, plus its offset.
 pub fn due_time(block_start: Instant, block: Duration, sample_rate: f64, frame: u32) -> Instant {
     block_start + block + Duration::from_secs_f64(frame as f64 / sample_rate)
 }

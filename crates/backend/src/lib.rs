@@ -15,51 +15,48 @@
 //! through [`realm::ports::PortService`].
 
 pub mod alsa;
-pub mod bindings;
+pub mod audio_device;
 pub mod jack;
 pub mod loopback;
+pub mod offline;
+pub mod port_table;
 
 use engine::{EngineConfig, EngineHandle, InternalClock};
 use std::sync::Arc;
 
-/// The backends one can ask for in `realm.toml` (`midi_backend`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Choice {
-    /// JACK if a server runs, else loopback.
-    Auto,
-    /// JACK (fails when no server runs).
-    Jack,
-    /// ALSA sequencer (port imps wait while it is unavailable).
-    Alsa,
-    /// In-process ports only.
-    Loopback,
-}
+/// The backends one can ask for in `realm.toml` (`midi_backend`): the
+/// realm config's one list of them.
+pub use realm::config::MidiBackend as Choice;
 
 /// Why a backend could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// `midi_backend` names no backend.
-    #[error(
-        "midi_backend = \"{0}\" is not a backend; use \"auto\", \"jack\", \"alsa\" or \"loopback\""
-    )]
-    Unknown(String),
     /// JACK was asked for and is not there.
     #[error(transparent)]
     Jack(#[from] jack::JackError),
+    /// The audio device was found but would not play.
+    #[error("audio: {0}; set audio_output = \"none\" in realm.toml to run without it")]
+    Audio(String),
     /// The engine thread could not start.
     #[error("cannot start the engine thread: {0}")]
     Thread(#[from] std::io::Error),
 }
 
-impl std::str::FromStr for Choice {
-    type Err = BackendError;
-    fn from_str(s: &str) -> Result<Choice, BackendError> {
-        match s {
-            "auto" => Ok(Choice::Auto),
-            "jack" => Ok(Choice::Jack),
-            "alsa" => Ok(Choice::Alsa),
-            "loopback" => Ok(Choice::Loopback),
-            other => Err(BackendError::Unknown(other.to_string())),
+/// Where the engine's audio goes (the `audio_output` and `audio_connect`
+/// settings of `realm.toml`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioSettings {
+    /// `auto`, `none`, or an ALSA PCM device name.
+    pub output: String,
+    /// JACK: connect to the system's playback ports.
+    pub connect: bool,
+}
+
+impl Default for AudioSettings {
+    fn default() -> Self {
+        AudioSettings {
+            output: "auto".into(),
+            connect: true,
         }
     }
 }
@@ -70,6 +67,8 @@ pub enum Running {
     Jack(Arc<jack::JackBackend>),
     /// The internal clock drives the engine; ALSA ports.
     Alsa(InternalClock),
+    /// An ALSA audio device's callback drives the engine; ALSA ports.
+    AlsaAudio(audio_device::DeviceClock),
     /// The internal clock drives the engine; loopback ports.
     Loopback(InternalClock),
 }
@@ -79,7 +78,7 @@ impl Running {
     pub fn name(&self) -> &'static str {
         match self {
             Running::Jack(_) => "jack",
-            Running::Alsa(_) => "alsa",
+            Running::Alsa(_) | Running::AlsaAudio(_) => "alsa",
             Running::Loopback(_) => "loopback",
         }
     }
@@ -89,6 +88,7 @@ impl Running {
         match self {
             Running::Jack(j) => j.stop(),
             Running::Alsa(clock) | Running::Loopback(clock) => drop(clock.stop()),
+            Running::AlsaAudio(device) => device.stop(),
         }
     }
 }
@@ -99,13 +99,14 @@ pub fn start(
     choice: Choice,
     client_name: &str,
     config: EngineConfig,
+    audio: &AudioSettings,
 ) -> Result<(Running, EngineHandle), BackendError> {
     let chosen = match choice {
         Choice::Auto => {
             // Probing: no server is an expected answer, said in one INFO
             // line below, so libjack's own complaints are silenced meanwhile.
             ::jack::set_logger(::jack::LoggerType::None);
-            let probe = jack::JackBackend::start(client_name, config);
+            let probe = jack::JackBackend::start(client_name, config, audio);
             ::jack::set_logger(::jack::LoggerType::default());
             let jack_error = match probe {
                 Ok((backend, handle)) => {
@@ -137,7 +138,7 @@ pub fn start(
     };
     match chosen {
         Choice::Jack => {
-            let (backend, handle) = jack::JackBackend::start(client_name, config)?;
+            let (backend, handle) = jack::JackBackend::start(client_name, config, audio)?;
             tracing::info!(
                 "MIDI backend: jack ({} Hz, {} frames per period)",
                 backend.sample_rate(),
@@ -161,10 +162,33 @@ pub fn start(
             let (handle, core) = engine::engine(config);
             let (ports, driver) = alsa::alsa(client_name, config.sample_rate, config.block_size);
             realm::ports::install(Arc::new(ports));
-            Ok((
-                Running::Alsa(InternalClock::start(core, config, driver)?),
-                handle,
-            ))
+            let device = match audio.output.as_str() {
+                "none" => None,
+                wanted => match audio_device::find(wanted, config) {
+                    Ok(device) => Some(device),
+                    Err(why) => {
+                        tracing::info!(
+                            "audio: {why}; the engine runs on its internal clock and the sound is \
+                             rendered without playing (set audio_output = \"none\" to say so)"
+                        );
+                        None
+                    }
+                },
+            };
+            let Some(device) = device else {
+                return Ok((
+                    Running::Alsa(InternalClock::start(core, config, driver)?),
+                    handle,
+                ));
+            };
+            tracing::info!(
+                "audio: ALSA device {} drives the engine ({} frames per block)",
+                device.name(),
+                config.block_size
+            );
+            let clock = audio_device::DeviceClock::start(device, core, driver)
+                .map_err(BackendError::Audio)?;
+            Ok((Running::AlsaAudio(clock), handle))
         }
         Choice::Loopback | Choice::Auto => {
             if choice == Choice::Loopback {

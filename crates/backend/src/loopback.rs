@@ -3,7 +3,7 @@
 //! block later, at the same frame). It needs no MIDI system, so the default
 //! realm and the tests run anywhere.
 
-use crate::bindings::{registry, EngineSide, Registry};
+use crate::port_table::{registry, EngineSide, Registry};
 use engine::{ClockDriver, EngineCore};
 use imp::ports::{Direction, PortSpec};
 use imp::RtEvent;

@@ -1,7 +1,9 @@
 //! Cost per input event through scale + chord + arpeggiator, and cost of one
 //! 64-frame block at 48 kHz with 16 held notes and the arpeggiator running.
 //!
-//! `CARGO_TARGET_DIR=/work/target-bard cargo bench -p bard-pipeline --bench pipeline`
+//! `cargo bench -p bard-pipeline --bench pipeline`
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
 
 use std::time::Duration;
 
@@ -24,12 +26,7 @@ fn bard_from(json: &str) -> Bard {
 }
 
 fn ctx(block: u64) -> BlockContext {
-    BlockContext {
-        block_start: block * 64,
-        frames: 64,
-        sample_rate: 48_000.0,
-        bpm: 120.0,
-    }
+    BlockContext::new(block * 64, 48_000.0, 120.0, 64)
 }
 
 fn per_event(c: &mut Criterion) {

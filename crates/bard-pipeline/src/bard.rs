@@ -199,8 +199,8 @@ pub(crate) struct State {
 
 /// The bard's real-time note pipeline. See the crate docs for the stages.
 pub struct Bard {
-    cfg: PreparedConfig,
-    st: State,
+    pub(crate) cfg: PreparedConfig,
+    pub(crate) st: State,
 }
 
 impl Bard {
@@ -295,37 +295,13 @@ impl Bard {
         self.st.pedals.dirty = true;
         old
     }
-
-    /// Writes the transient state (held keys, sounding-note ledger, pending
-    /// generated notes, arpeggiator and step-pattern positions, tempo anchor)
-    /// into a fixed-size versioned byte layout.
-    ///
-    /// Thread: the engine thread (between two cycles). Never allocates.
-    pub fn save_transient(&self, buf: &mut [u8; TRANSIENT_STATE_BYTES]) {
-        crate::transient::save(&self.st, buf);
-    }
-
-    /// Restores what [`save_transient`](Self::save_transient) wrote, possibly
-    /// from another build; on error nothing changes.
-    ///
-    /// Thread: the engine thread (between two cycles). Never allocates.
-    pub fn restore_transient(
-        &mut self,
-        buf: &[u8; TRANSIENT_STATE_BYTES],
-    ) -> Result<(), crate::TransientError> {
-        let mut st = self.st.clone();
-        crate::transient::restore(&mut st, buf)?;
-        self.st = st;
-        self.st.reconcile(&self.cfg, Some(&self.cfg));
-        Ok(())
-    }
 }
 
 impl State {
     /// Brings generator state in line with the configuration in force.
     /// `old` is the configuration the state was running under; generators
     /// whose timing changed are put back on the grid at the next block.
-    fn reconcile(&mut self, cfg: &PreparedConfig, old: Option<&PreparedConfig>) {
+    pub(crate) fn reconcile(&mut self, cfg: &PreparedConfig, old: Option<&PreparedConfig>) {
         for z in 0..MAX_ZONES {
             let zone = cfg.zones.get(z);
             let old_zone = old.and_then(|o| o.zones.get(z));
@@ -402,13 +378,13 @@ impl State {
         ctx: &BlockContext,
         sink: &mut impl EventSink,
     ) {
-        let start = ctx.block_start;
+        let start = ctx.sample_position;
         if self.next_start != NEVER && start != self.next_start {
             self.discontinuity(start);
         }
         self.next_start = start + ctx.frames as u64;
-        let rate = ctx.rate();
-        self.clock.update(start, ctx.tempo(), rate);
+        let rate = crate::event::rate(ctx);
+        self.clock.update(start, crate::event::tempo(ctx), rate);
         for (z, zone) in cfg.zones.iter().enumerate() {
             if let Some(m) = &zone.movement {
                 if let Some(bpm) = m.bpm {

@@ -1,5 +1,5 @@
 //! The bard's configuration as it lives in the vault (JSON), its validation,
-//! and the control messages the enchanter sends to change it.
+//! and the control messages that change it.
 //!
 //! Everything here runs off the engine thread and may allocate.
 
@@ -65,7 +65,7 @@ impl Transpose {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ZoneConfig {
-    /// Free text for humans (and the enchanter's messages).
+    /// Free text for humans (and the control messages that name zones).
     pub name: String,
     /// Source number (the input port as wired in `realm.toml`); `None` = any.
     pub source: Option<u8>,
@@ -295,6 +295,27 @@ pub enum ChordName {
     Min6,
     #[serde(rename = "9")]
     Nine,
+}
+
+impl ChordName {
+    /// Semitone intervals of the chord.
+    pub fn intervals(self) -> &'static [i8] {
+        match self {
+            ChordName::Maj => &[0, 4, 7],
+            ChordName::Min => &[0, 3, 7],
+            ChordName::Dom7 => &[0, 4, 7, 10],
+            ChordName::Maj7 => &[0, 4, 7, 11],
+            ChordName::Min7 => &[0, 3, 7, 10],
+            ChordName::Dim => &[0, 3, 6],
+            ChordName::Aug => &[0, 4, 8],
+            ChordName::Sus2 => &[0, 2, 7],
+            ChordName::Sus4 => &[0, 5, 7],
+            ChordName::Add9 => &[0, 4, 7, 14],
+            ChordName::Six => &[0, 4, 7, 9],
+            ChordName::Min6 => &[0, 3, 7, 9],
+            ChordName::Nine => &[0, 4, 7, 10, 14],
+        }
+    }
 }
 
 /// A chord: a name (`"maj7"`) or a raw interval list (`[0, 7, 12]`).
@@ -844,7 +865,7 @@ impl ZoneConfig {
         }
         if let Some(c) = &self.chord {
             let n = match &c.shape {
-                ChordShape::Named(name) => crate::theory::chord_intervals(*name).len(),
+                ChordShape::Named(name) => name.intervals().len(),
                 ChordShape::Intervals(iv) => {
                     if iv.is_empty() {
                         return Err(err(
@@ -963,17 +984,17 @@ impl ZoneConfig {
     }
 }
 
-/// Messages the enchanter sends to change the configuration. They are applied
+/// Control messages that change the configuration. They are applied
 /// off the engine thread with [`BardConfig::apply_control`]; the result is
 /// prepared and handed to the engine with [`crate::Bard::apply_config`].
 ///
-/// JSON: `{"op": "set", "path": "/zones/0/scale", "value": {"key": "D", "scale": "dorian"}}`,
-/// `{"op": "transpose", "octaves": 1, "semitones": 0}`,
-/// `{"op": "mute_voice", "zone": 0, "voice": 1, "mute": true}`,
-/// `{"op": "switch_patterns", "zone": 0, "voice": 0, "patterns": ["fill"]}`,
-/// `{"op": "replace", "config": {...}}`.
+/// JSON: `{"cmd": "set", "path": "/zones/0/scale", "value": {"key": "D", "scale": "dorian"}}`,
+/// `{"cmd": "transpose", "octaves": 1, "semitones": 0}`,
+/// `{"cmd": "mute_voice", "zone": 0, "voice": 1, "mute": true}`,
+/// `{"cmd": "switch_patterns", "zone": 0, "voice": 0, "patterns": ["fill"]}`,
+/// `{"cmd": "replace", "config": {...}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ControlMessage {
     /// Replaces the whole configuration.
     Replace { config: Box<BardConfig> },

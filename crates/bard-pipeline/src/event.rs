@@ -103,37 +103,27 @@ impl NoteEvent {
     }
 }
 
-/// Timing of one processing block, supplied by the engine.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BlockContext {
-    /// Absolute sample position of the first frame of this block.
-    pub block_start: u64,
-    /// Number of frames in this block.
-    pub frames: u32,
-    /// Sample rate in Hz.
-    pub sample_rate: f64,
-    /// Engine tempo in beats per minute.
-    pub bpm: f64,
+/// Timing of one processing block: the engine's own block context
+/// (`sample_position`, `frames`, `sample_rate`, `tempo_bpm`), so the bard
+/// reads exactly what the engine hands every imp.
+pub use imp::BlockContext;
+
+/// The block's sample rate, or 48 kHz when the engine hands over nonsense
+/// (keeps the scheduler finite instead of dividing by zero).
+pub(crate) fn rate(ctx: &BlockContext) -> f64 {
+    if ctx.sample_rate.is_finite() && ctx.sample_rate >= 1.0 {
+        ctx.sample_rate
+    } else {
+        48_000.0
+    }
 }
 
-impl BlockContext {
-    /// Sample rate, or 48 kHz when the engine hands over nonsense (keeps the
-    /// scheduler finite instead of dividing by zero).
-    pub(crate) fn rate(&self) -> f64 {
-        if self.sample_rate.is_finite() && self.sample_rate >= 1.0 {
-            self.sample_rate
-        } else {
-            48_000.0
-        }
-    }
-
-    /// Tempo, or 120 BPM when the engine hands over nonsense.
-    pub(crate) fn tempo(&self) -> f64 {
-        if self.bpm.is_finite() && self.bpm >= 1.0 {
-            self.bpm.min(10_000.0)
-        } else {
-            120.0
-        }
+/// The block's tempo, or 120 BPM when the engine hands over nonsense.
+pub(crate) fn tempo(ctx: &BlockContext) -> f64 {
+    if ctx.tempo_bpm.is_finite() && ctx.tempo_bpm >= 1.0 {
+        ctx.tempo_bpm.min(10_000.0)
+    } else {
+        120.0
     }
 }
 

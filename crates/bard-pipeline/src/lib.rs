@@ -141,8 +141,8 @@
 //!
 //! Errors name the field: `bard config at zones[1].arp.octaves: 7 is outside 1..=4`.
 //!
-//! The enchanter changes the configuration with [`ControlMessage`]s
-//! (`{"op": "set", "path": "/zones/1/scale/key", "value": "E"}`, `transpose`,
+//! Control messages change the configuration: [`ControlMessage`]s
+//! (`{"cmd": "set", "path": "/zones/1/scale/key", "value": "E"}`, `transpose`,
 //! `mute_voice`, `switch_patterns`, `replace`).
 
 #![forbid(unsafe_code)]

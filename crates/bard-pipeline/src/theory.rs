@@ -30,25 +30,6 @@ pub fn scale_mask(kind: &ScaleKind) -> u16 {
     pcs.iter().fold(1u16, |m, &pc| m | (1 << (pc % 12)))
 }
 
-/// Semitone intervals of a named chord.
-pub fn chord_intervals(name: ChordName) -> &'static [i8] {
-    match name {
-        ChordName::Maj => &[0, 4, 7],
-        ChordName::Min => &[0, 3, 7],
-        ChordName::Dom7 => &[0, 4, 7, 10],
-        ChordName::Maj7 => &[0, 4, 7, 11],
-        ChordName::Min7 => &[0, 3, 7, 10],
-        ChordName::Dim => &[0, 3, 6],
-        ChordName::Aug => &[0, 4, 8],
-        ChordName::Sus2 => &[0, 2, 7],
-        ChordName::Sus4 => &[0, 5, 7],
-        ChordName::Add9 => &[0, 4, 7, 14],
-        ChordName::Six => &[0, 4, 7, 9],
-        ChordName::Min6 => &[0, 3, 7, 9],
-        ChordName::Nine => &[0, 4, 7, 10, 14],
-    }
-}
-
 /// Scale-degree steps of a named chord built diatonically.
 pub fn chord_degrees(name: ChordName) -> &'static [i8] {
     match name {
@@ -180,7 +161,7 @@ pub struct PChord {
 impl PChord {
     pub fn new(cfg: &ChordConfig) -> PChord {
         let src: &[i8] = match (&cfg.shape, cfg.diatonic) {
-            (ChordShape::Named(n), false) => chord_intervals(*n),
+            (ChordShape::Named(n), false) => n.intervals(),
             (ChordShape::Named(n), true) => chord_degrees(*n),
             (ChordShape::Intervals(v), _) => v,
         };

@@ -19,7 +19,7 @@
 //! ..  zero padding to TRANSIENT_STATE_BYTES
 //! ```
 
-use crate::bard::{ArpNote, Clock, State, VoiceState};
+use crate::bard::{ArpNote, Bard, Clock, State, VoiceState};
 use crate::ledger::{Held, OutNote, Route, Slot, TimedOff};
 use crate::limits::*;
 use thiserror::Error;
@@ -326,4 +326,31 @@ pub(crate) fn restore(
         }
     }
     Ok(())
+}
+
+/// The hot-swap handoff of a [`Bard`], in this layout.
+impl Bard {
+    /// Writes the transient state (held keys, sounding-note ledger, pending
+    /// generated notes, arpeggiator and step-pattern positions, tempo anchor)
+    /// into a fixed-size versioned byte layout.
+    ///
+    /// Thread: the engine thread (between two cycles). Never allocates.
+    pub fn save_transient(&self, buf: &mut [u8; TRANSIENT_STATE_BYTES]) {
+        save(&self.st, buf);
+    }
+
+    /// Restores what [`save_transient`](Self::save_transient) wrote, possibly
+    /// from another build; on error nothing changes.
+    ///
+    /// Thread: the engine thread (between two cycles). Never allocates.
+    pub fn restore_transient(
+        &mut self,
+        buf: &[u8; TRANSIENT_STATE_BYTES],
+    ) -> Result<(), crate::TransientError> {
+        let mut st = self.st.clone();
+        restore(&mut st, buf)?;
+        self.st = st;
+        self.st.reconcile(&self.cfg, Some(&self.cfg));
+        Ok(())
+    }
 }

@@ -1,5 +1,5 @@
 //! Configuration: JSON round trip, defaults, typed errors with the path of the
-//! offending field, and the enchanter's control messages.
+//! offending field, and the control messages.
 
 use bard_pipeline::*;
 
@@ -152,7 +152,7 @@ fn errors_name_the_field() {
 fn control_messages() {
     let cfg = BardConfig::default();
     let msg = ControlMessage::from_json(
-        br#"{"op":"set","path":"/zones/0/scale","value":{"key":"E","scale":"phrygian"}}"#,
+        br#"{"cmd":"set","path":"/zones/0/scale","value":{"key":"E","scale":"phrygian"}}"#,
     )
     .unwrap();
     let next = cfg.apply_control(&msg).unwrap();
@@ -162,8 +162,9 @@ fn control_messages() {
         (Key(4), &ScaleKind::Phrygian, Snap::Nearest)
     );
 
-    let msg = ControlMessage::from_json(br#"{"op":"set","path":"/zones/0/scale/key","value":"G"}"#)
-        .unwrap();
+    let msg =
+        ControlMessage::from_json(br#"{"cmd":"set","path":"/zones/0/scale/key","value":"G"}"#)
+            .unwrap();
     assert_eq!(
         next.apply_control(&msg).unwrap().zones[0]
             .scale
@@ -174,26 +175,26 @@ fn control_messages() {
     );
 
     let msg =
-        ControlMessage::from_json(br#"{"op":"transpose","octaves":1,"semitones":-2}"#).unwrap();
+        ControlMessage::from_json(br#"{"cmd":"transpose","octaves":1,"semitones":-2}"#).unwrap();
     assert_eq!(cfg.apply_control(&msg).unwrap().transpose.total(), 10);
 
     // Invalid values are rejected with the path, and the old config stays.
     let msg =
-        ControlMessage::from_json(br#"{"op":"set","path":"/zones/0/arp","value":{"octaves":9}}"#)
+        ControlMessage::from_json(br#"{"cmd":"set","path":"/zones/0/arp","value":{"octaves":9}}"#)
             .unwrap();
     assert_eq!(
         cfg.apply_control(&msg).unwrap_err().path,
         "zones[0].arp.octaves"
     );
     let msg =
-        ControlMessage::from_json(br#"{"op":"set","path":"/zones/3/arp","value":{}}"#).unwrap();
+        ControlMessage::from_json(br#"{"cmd":"set","path":"/zones/3/arp","value":{}}"#).unwrap();
     assert_eq!(
         cfg.apply_control(&msg).unwrap_err().problem,
         Problem::NoSuchField
     );
 
     let with_movement = BardConfig::from_json(FULL).unwrap();
-    let msg = ControlMessage::from_json(br#"{"op":"mute_voice","zone":2,"voice":0,"mute":false}"#)
+    let msg = ControlMessage::from_json(br#"{"cmd":"mute_voice","zone":2,"voice":0,"mute":false}"#)
         .unwrap();
     assert!(
         !with_movement.apply_control(&msg).unwrap().zones[2]
@@ -204,7 +205,7 @@ fn control_messages() {
             .mute
     );
     let msg = ControlMessage::from_json(
-        br#"{"op":"switch_patterns","zone":2,"voice":0,"patterns":["fill"]}"#,
+        br#"{"cmd":"switch_patterns","zone":2,"voice":0,"patterns":["fill"]}"#,
     )
     .unwrap();
     assert_eq!(
@@ -217,14 +218,14 @@ fn control_messages() {
         vec!["fill"]
     );
     let msg = ControlMessage::from_json(
-        br#"{"op":"switch_patterns","zone":2,"voice":0,"patterns":["nope"]}"#,
+        br#"{"cmd":"switch_patterns","zone":2,"voice":0,"patterns":["nope"]}"#,
     )
     .unwrap();
     assert_eq!(
         with_movement.apply_control(&msg).unwrap_err().problem,
         Problem::UnknownPattern("nope".into())
     );
-    let msg = ControlMessage::from_json(br#"{"op":"mute_voice","zone":0,"voice":0,"mute":true}"#)
+    let msg = ControlMessage::from_json(br#"{"cmd":"mute_voice","zone":0,"voice":0,"mute":true}"#)
         .unwrap();
     assert_eq!(
         with_movement.apply_control(&msg).unwrap_err().path,
@@ -238,7 +239,7 @@ fn control_messages() {
     assert_eq!(ControlMessage::from_json(&json).unwrap(), msg);
     assert_eq!(cfg.apply_control(&msg).unwrap(), with_movement);
 
-    let e = ControlMessage::from_json(br#"{"op":"explode"}"#).unwrap_err();
+    let e = ControlMessage::from_json(br#"{"cmd":"explode"}"#).unwrap_err();
     assert!(matches!(e.problem, Problem::Json(_)));
 }
 

@@ -104,12 +104,7 @@ impl Run {
     }
 
     fn block(&mut self) {
-        let ctx = BlockContext {
-            block_start: self.pos,
-            frames: BLOCK,
-            sample_rate: 44_100.0,
-            bpm: self.bpm,
-        };
+        let ctx = BlockContext::new(self.pos, 44_100.0, self.bpm, BLOCK);
         let mut sink = SliceSink::new(&mut self.buf[..self.sink_size]);
         let bard = &mut self.bard;
         let input = &self.pending[..];

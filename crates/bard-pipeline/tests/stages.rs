@@ -590,12 +590,7 @@ fn a_full_sink_drops_note_ons_and_defers_note_offs() {
         &BardConfig::from_json(r#"{"zones":[{"chord":{"shape":"maj"}}]}"#).unwrap(),
     )
     .unwrap();
-    let ctx = |s| BlockContext {
-        block_start: s,
-        frames: 64,
-        sample_rate: 48000.0,
-        bpm: 120.0,
-    };
+    let ctx = |s| BlockContext::new(s, 48000.0, 120.0, 64);
     let mut two = FixedSink::<2>::new();
     no_alloc("process", || {
         bard.process(&[NoteEvent::note_on(3, 0, 0, 60, 100)], &ctx(0), &mut two)
@@ -751,12 +746,7 @@ fn arpeggiated_drums() {
 fn out_of_order_and_out_of_range_frames_are_clamped() {
     let mut bard = Bard::new(PreparedConfig::default());
     let mut sink = FixedSink::<8>::new();
-    let ctx = BlockContext {
-        block_start: 0,
-        frames: 64,
-        sample_rate: 48000.0,
-        bpm: 120.0,
-    };
+    let ctx = BlockContext::new(0, 48000.0, 120.0, 64);
     let input = [
         NoteEvent::note_on(30, 0, 0, 60, 100),
         NoteEvent::note_on(10, 0, 0, 61, 100),

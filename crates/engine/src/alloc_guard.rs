@@ -57,19 +57,23 @@ fn check() {
 unsafe impl GlobalAlloc for GuardedAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         check();
-        System.alloc(layout)
+        // SAFETY: the caller's contract, passed on unchanged.
+        unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         check();
-        System.alloc_zeroed(layout)
+        // SAFETY: the caller's contract, passed on unchanged.
+        unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         check();
-        System.dealloc(ptr, layout)
+        // SAFETY: the caller's contract, passed on unchanged.
+        unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         check();
-        System.realloc(ptr, layout, new_size)
+        // SAFETY: the caller's contract, passed on unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
 

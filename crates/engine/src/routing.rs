@@ -22,18 +22,16 @@ pub struct Wire {
 pub struct Routing {
     pub(crate) order: Vec<usize>,
     pub(crate) wires_from: Vec<Vec<Wire>>,
-    pub(crate) tapped: Vec<bool>,
 }
 
 impl Routing {
     /// Orders `slots` so that every wire goes forward (sources before their
     /// destinations): an event then crosses the whole chain in one cycle,
-    /// adding no latency. `tapped` slots copy their output to the engine's
-    /// output queue (for MIDI outputs and tests). A cycle is an error.
-    pub fn new(slots: &[usize], wires: &[Wire], tapped: &[usize]) -> Result<Routing, EngineError> {
+    /// adding no latency. A cycle is an error.
+    pub fn new(slots: &[usize], wires: &[Wire]) -> Result<Routing, EngineError> {
         let mut wires_from = vec![Vec::new(); MAX_SLOTS];
         let mut indegree = [0usize; MAX_SLOTS];
-        for &s in slots.iter().chain(tapped) {
+        for &s in slots {
             if s >= MAX_SLOTS {
                 return Err(EngineError::NoSuchSlot(s));
             }
@@ -65,15 +63,7 @@ impl Routing {
                 indegree[w.to] -= 1;
             }
         }
-        let mut tap = vec![false; MAX_SLOTS];
-        for &t in tapped {
-            tap[t] = true;
-        }
-        Ok(Routing {
-            order,
-            wires_from,
-            tapped: tap,
-        })
+        Ok(Routing { order, wires_from })
     }
 
     /// Slots in processing order.
@@ -97,13 +87,13 @@ mod tests {
 
     #[test]
     fn sources_come_before_destinations() {
-        let r = Routing::new(&[3, 1, 2], &[wire(2, 3), wire(1, 2)], &[]).unwrap();
+        let r = Routing::new(&[3, 1, 2], &[wire(2, 3), wire(1, 2)]).unwrap();
         assert_eq!(r.order(), &[1, 2, 3]);
     }
 
     #[test]
     fn cycles_are_refused() {
-        let err = Routing::new(&[1, 2], &[wire(1, 2), wire(2, 1)], &[]).unwrap_err();
+        let err = Routing::new(&[1, 2], &[wire(1, 2), wire(2, 1)]).unwrap_err();
         assert!(matches!(err, EngineError::WiringCycle));
     }
 }

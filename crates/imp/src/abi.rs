@@ -99,7 +99,8 @@ impl BytesRef {
         } else if self.len == 0 {
             Some(&[])
         } else {
-            Some(core::slice::from_raw_parts(self.ptr, self.len))
+            // SAFETY: the caller promises `len` valid bytes for `'a`.
+            Some(unsafe { core::slice::from_raw_parts(self.ptr, self.len) })
         }
     }
 }
@@ -155,7 +156,8 @@ impl StrRef {
     /// # Safety
     /// The text must be valid UTF-8 that lives as long as `'a`.
     pub unsafe fn as_str<'a>(self) -> &'a str {
-        core::str::from_utf8_unchecked(core::slice::from_raw_parts(self.ptr, self.len))
+        // SAFETY: the caller promises valid UTF-8 that lives for `'a`.
+        unsafe { core::str::from_utf8_unchecked(core::slice::from_raw_parts(self.ptr, self.len)) }
     }
 }
 
@@ -349,6 +351,56 @@ pub struct RtInstance {
     pub audio_channels: u32,
 }
 }
+
+impl RtInstance {
+    /// No RT part: what the host hands to `thaw` to be filled in. Its
+    /// `state` stays null when the imp has no RT part, and its functions do
+    /// nothing, so it is safe to call by mistake.
+    pub const EMPTY: RtInstance = RtInstance {
+        state: core::ptr::null_mut(),
+        process: empty_process,
+        save_transient: empty_save,
+        restore_transient: empty_restore,
+        all_notes_off: empty_all_notes_off,
+        drop: empty_drop,
+        audio_channels: 0,
+    };
+}
+
+unsafe extern "C" fn empty_process(
+    _: *mut c_void,
+    _: *const BlockContext,
+    _: *const RtEvent,
+    _: usize,
+    _: *mut RtEvent,
+    _: usize,
+    n: *mut usize,
+) -> Status {
+    // SAFETY: `n` is a valid out pointer, as for every `process`.
+    unsafe { *n = 0 };
+    STATUS_OK
+}
+
+unsafe extern "C" fn empty_save(_: *mut c_void, _: *mut u8) -> Status {
+    STATUS_OK
+}
+
+unsafe extern "C" fn empty_restore(_: *mut c_void, _: *const u8) -> Status {
+    STATUS_OK
+}
+
+unsafe extern "C" fn empty_all_notes_off(
+    _: *mut c_void,
+    _: *mut RtEvent,
+    _: usize,
+    n: *mut usize,
+) -> Status {
+    // SAFETY: `n` is a valid out pointer, as for every `all_notes_off`.
+    unsafe { *n = 0 };
+    STATUS_OK
+}
+
+unsafe extern "C" fn empty_drop(_: *mut c_void) {}
 
 boundary! { LIBRARY_TABLE_SHAPE;
 /// The entry table a library exports through [`ENTRY_SYMBOL`].

@@ -2,25 +2,19 @@
 //! imp's type. `imp::export!` instantiates them; imp authors never call them.
 //!
 //! Every function catches panics: a panic never unwinds into the host.
+//!
+//! Soundness rests on the ABI contract (`abi.rs`), which the host keeps:
+//! every pointer is valid for the call, buffers are as long as stated,
+//! `handle`s come from `create::<T>` of this library and `state`s from its
+//! `thaw`, each used by one thread at a time, and bytes this library hands
+//! out come back only through `free_bytes`.
 
 use crate::abi::*;
-use crate::error::{ErrorKind, ImpError};
+use crate::error::{panic_text, ErrorKind, ImpError};
 use crate::traits::{CreateContext, EventWriter, Imp, RtPart};
 use core::ffi::c_void;
 use serde_json::Value;
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// Text of a panic payload.
-pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-text payload".to_string()
-    }
-}
 
 fn give(out: *mut ImpBytes, bytes: Vec<u8>) {
     if out.is_null() {
@@ -75,14 +69,16 @@ fn json_out<S: serde::Serialize>(out: *mut ImpBytes, value: &S) -> Result<(), Im
 }
 
 /// # Safety
-/// `handle` must come from `create::<T>`.
+/// `handle` must come from `create::<T>`, and nothing else may use it for
+/// the lifetime `'a`.
 unsafe fn imp_mut<'a, T>(handle: *mut c_void) -> &'a mut T {
-    &mut *(handle as *mut T)
+    // SAFETY: `create::<T>` made `handle` from a `Box<T>`; the caller owns it now.
+    unsafe { &mut *(handle as *mut T) }
 }
 
 unsafe extern "C" fn init(host: *const HostTable) -> Status {
     guard(std::ptr::null_mut(), || {
-        crate::host_alloc::install(host);
+        crate::host::install(host);
         crate::log::install();
         Ok(())
     })
@@ -109,7 +105,9 @@ unsafe extern "C" fn create<T: Imp>(
     err: *mut ImpBytes,
 ) -> Status {
     guard(err, || {
-        let name = String::from_utf8_lossy(name.as_option().unwrap_or_default()).into_owned();
+        // SAFETY: the name is valid for the call (ABI contract).
+        let name = unsafe { name.as_option() };
+        let name = String::from_utf8_lossy(name.unwrap_or_default()).into_owned();
         let config =
             json_in(config, "the config")?.unwrap_or_else(|| Value::Object(Default::default()));
         let config: T::Config = serde_json::from_value(config)
@@ -122,18 +120,21 @@ unsafe extern "C" fn create<T: Imp>(
             })?),
             None => None,
         };
-        let sample_rate = crate::host_alloc::host()
-            .map(|h| (h.sample_rate)())
+        let sample_rate = crate::host::host()
+            // SAFETY: a function of the host's table, which lives as long as the process.
+            .map(|h| unsafe { (h.sample_rate)() })
             .unwrap_or(48_000.0);
         let imp = T::create(&CreateContext::new(name, sample_rate), config, frozen)?;
-        *handle = Box::into_raw(Box::new(imp)) as *mut c_void;
+        // SAFETY: `handle` is a valid out pointer (ABI contract).
+        unsafe { *handle = Box::into_raw(Box::new(imp)) as *mut c_void };
         Ok(())
     })
 }
 
 unsafe extern "C" fn destroy<T: Imp>(handle: *mut c_void) -> Status {
     guard(std::ptr::null_mut(), || {
-        drop(Box::from_raw(handle as *mut T));
+        // SAFETY: `handle` came from `create::<T>` and is destroyed once.
+        drop(unsafe { Box::from_raw(handle as *mut T) });
         Ok(())
     })
 }
@@ -144,9 +145,11 @@ unsafe extern "C" fn thaw<T: Imp>(
     err: *mut ImpBytes,
 ) -> Status {
     guard(err, || {
-        let part = imp_mut::<T>(handle).thaw()?;
+        // SAFETY: a handle from `create::<T>` (ABI contract).
+        let part = unsafe { imp_mut::<T>(handle) }.thaw()?;
         if let Some(part) = part {
-            *rt = rt_instance::<T::Rt>(Box::new(part));
+            // SAFETY: `rt` is a valid out pointer (ABI contract).
+            unsafe { *rt = rt_instance::<T::Rt>(Box::new(part)) };
         }
         Ok(())
     })
@@ -158,7 +161,8 @@ unsafe extern "C" fn freeze<T: Imp>(
     err: *mut ImpBytes,
 ) -> Status {
     guard(err, || {
-        let frozen = imp_mut::<T>(handle).freeze();
+        // SAFETY: a handle from `create::<T>` (ABI contract).
+        let frozen = unsafe { imp_mut::<T>(handle) }.freeze();
         json_out(state, &frozen)
     })
 }
@@ -168,9 +172,13 @@ unsafe extern "C" fn get_vault_data<T: Imp>(
     data: *mut ImpBytes,
     err: *mut ImpBytes,
 ) -> Status {
-    guard(err, || match imp_mut::<T>(handle).get_vault_data() {
-        Some(v) => json_out(data, &v),
-        None => Ok(()),
+    guard(err, || {
+        // SAFETY: a handle from `create::<T>` (ABI contract).
+        let imp = unsafe { imp_mut::<T>(handle) };
+        match imp.get_vault_data() {
+            Some(v) => json_out(data, &v),
+            None => Ok(()),
+        }
     })
 }
 
@@ -185,7 +193,8 @@ unsafe extern "C" fn set_vault_data<T: Imp>(
             return Ok(());
         };
         let value = T::migrate_vault(version, value)?;
-        imp_mut::<T>(handle).set_vault_data(value)
+        // SAFETY: a handle from `create::<T>` (ABI contract).
+        unsafe { imp_mut::<T>(handle) }.set_vault_data(value)
     })
 }
 
@@ -197,7 +206,8 @@ unsafe extern "C" fn control<T: Imp>(
 ) -> Status {
     guard(err, || {
         let message = json_in(message, "the control message")?.unwrap_or(Value::Null);
-        let answer = imp_mut::<T>(handle).control(message)?;
+        // SAFETY: a handle from `create::<T>` (ABI contract).
+        let answer = unsafe { imp_mut::<T>(handle) }.control(message)?;
         json_out(reply, &answer)
     })
 }
@@ -208,14 +218,17 @@ unsafe extern "C" fn poll<T: Imp>(
     err: *mut ImpBytes,
 ) -> Status {
     guard(err, || {
-        let value = imp_mut::<T>(handle).poll()?;
+        // SAFETY: a handle from `create::<T>` (ABI contract).
+        let value = unsafe { imp_mut::<T>(handle) }.poll()?;
         json_out(status, &value)
     })
 }
 
 unsafe extern "C" fn free_bytes(bytes: ImpBytes) {
     if !bytes.ptr.is_null() {
-        drop(Vec::from_raw_parts(bytes.ptr, bytes.len, bytes.cap));
+        // SAFETY: `give` made these parts from a Vec of this library's
+        // allocator, and they come back once (ABI contract).
+        drop(unsafe { Vec::from_raw_parts(bytes.ptr, bytes.len, bytes.cap) });
     }
 }
 
@@ -253,31 +266,46 @@ unsafe extern "C" fn rt_process<R: RtPart>(
     output_len: *mut usize,
 ) -> Status {
     rt_guard(|| {
-        let part = &mut *(state as *mut R);
-        let input = if input_len == 0 {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(input, input_len)
+        // SAFETY: the state, the context, the buffers (of the stated
+        // lengths) and the out pointer are valid for the call (ABI contract).
+        let (part, ctx, input, out) = unsafe {
+            (
+                &mut *(state as *mut R),
+                &*ctx,
+                if input_len == 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(input, input_len)
+                },
+                if output_cap == 0 {
+                    &mut [][..]
+                } else {
+                    std::slice::from_raw_parts_mut(output, output_cap)
+                },
+            )
         };
-        let out = if output_cap == 0 {
-            &mut [][..]
-        } else {
-            std::slice::from_raw_parts_mut(output, output_cap)
-        };
-        let mut writer = EventWriter::with_audio(out, &*ctx);
-        part.process(&*ctx, input, &mut writer);
-        *output_len = writer.len();
+        // SAFETY: the context's audio buffers are the engine's, valid for the call.
+        let mut writer = unsafe { EventWriter::with_audio(out, ctx) };
+        part.process(ctx, input, &mut writer);
+        // SAFETY: a valid out pointer (ABI contract).
+        unsafe { *output_len = writer.len() };
     })
 }
 
 unsafe extern "C" fn rt_save<R: RtPart>(state: *mut c_void, buf: *mut u8) -> Status {
-    rt_guard(|| (*(state as *const R)).save_transient(&mut *(buf as *mut [u8; TRANSIENT_BYTES])))
+    // SAFETY: the state and a TRANSIENT_BYTES buffer, valid for the call (ABI contract).
+    rt_guard(|| unsafe {
+        (*(state as *const R)).save_transient(&mut *(buf as *mut [u8; TRANSIENT_BYTES]))
+    })
 }
 
 unsafe extern "C" fn rt_restore<R: RtPart>(state: *mut c_void, buf: *const u8) -> Status {
     let mut taken = false;
     let status = rt_guard(|| {
-        taken = (*(state as *mut R)).restore_transient(&*(buf as *const [u8; TRANSIENT_BYTES]))
+        // SAFETY: the state and a TRANSIENT_BYTES buffer, valid for the call (ABI contract).
+        taken = unsafe {
+            (*(state as *mut R)).restore_transient(&*(buf as *const [u8; TRANSIENT_BYTES]))
+        }
     });
     if status == STATUS_OK && !taken {
         STATUS_ERROR
@@ -293,19 +321,31 @@ unsafe extern "C" fn rt_all_notes_off<R: RtPart>(
     output_len: *mut usize,
 ) -> Status {
     rt_guard(|| {
-        let out = if output_cap == 0 {
-            &mut [][..]
-        } else {
-            std::slice::from_raw_parts_mut(output, output_cap)
+        // SAFETY: the state and a buffer of `output_cap` events, valid for
+        // the call (ABI contract).
+        let (part, out) = unsafe {
+            (
+                &mut *(state as *mut R),
+                if output_cap == 0 {
+                    &mut [][..]
+                } else {
+                    std::slice::from_raw_parts_mut(output, output_cap)
+                },
+            )
         };
         let mut writer = EventWriter::new(out);
-        (*(state as *mut R)).all_notes_off(&mut writer);
-        *output_len = writer.len();
+        part.all_notes_off(&mut writer);
+        // SAFETY: a valid out pointer (ABI contract).
+        unsafe { *output_len = writer.len() };
     })
 }
 
 unsafe extern "C" fn rt_drop<R: RtPart>(state: *mut c_void) {
-    let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(state as *mut R))));
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the state came from `thaw` (a `Box<R>`) and is dropped once.
+        let part = unsafe { Box::from_raw(state as *mut R) };
+        drop(part)
+    }));
 }
 
 /// Builds the entry table for imp type `T`. Used by `imp::export!`.

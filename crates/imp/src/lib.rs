@@ -49,7 +49,7 @@ pub mod abi;
 mod error;
 #[doc(hidden)]
 pub mod glue;
-mod host_alloc;
+mod host;
 mod log;
 pub mod ports;
 mod traits;
@@ -58,7 +58,7 @@ pub use abi::{
     event_kind, BlockContext, RtEvent, ABI_VERSION, MAX_AUDIO_CHANNELS, TRANSIENT_BYTES,
 };
 pub use error::{ErrorKind, ImpError};
-pub use host_alloc::HostAllocator;
+pub use host::HostAllocator;
 pub use traits::{AudioOut, CreateContext, EventWriter, Imp, NoRt, RtPart};
 
 #[doc(hidden)]

@@ -49,7 +49,7 @@ pub(crate) fn level_number(level: &Level) -> u8 {
 
 /// Sends one record to the host (drops it before `init`).
 pub(crate) fn forward(level: u8, target: &str, message: &str) {
-    if let Some(host) = crate::host_alloc::host() {
+    if let Some(host) = crate::host::host() {
         // SAFETY: both slices outlive the call.
         unsafe {
             (host.log)(
@@ -84,7 +84,7 @@ pub(crate) fn install() {
             "panic",
             &format!(
                 "imp panicked: {}{location}",
-                crate::glue::panic_text(info.payload())
+                crate::error::panic_text(info.payload())
             ),
         );
     }));

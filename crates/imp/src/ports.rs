@@ -11,7 +11,7 @@ use crate::error::ImpError;
 use serde::{Deserialize, Serialize};
 
 /// Direction of a port, seen from impresario.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// MIDI comes in (from a keyboard).
@@ -45,7 +45,7 @@ impl Port {
     /// Opens a port for the imp being thawed. Call from `Imp::thaw` only.
     /// Absent devices give an [`ImpError::not_ready`], so the realm retries.
     pub fn open(spec: &PortSpec) -> Result<Port, ImpError> {
-        let Some(host) = crate::host_alloc::host() else {
+        let Some(host) = crate::host::host() else {
             return Err(ImpError::invalid(
                 "no host: ports can only be opened inside impresario",
             ));
@@ -77,13 +77,13 @@ impl Port {
     /// `poll`: when it turns false, return [`ImpError::not_ready`].
     pub fn is_alive(&self) -> bool {
         // SAFETY: plain call with a valid id.
-        crate::host_alloc::host().is_some_and(|h| unsafe { (h.port_alive)(self.id) } != 0)
+        crate::host::host().is_some_and(|h| unsafe { (h.port_alive)(self.id) } != 0)
     }
 }
 
 impl Drop for Port {
     fn drop(&mut self) {
-        if let Some(h) = crate::host_alloc::host() {
+        if let Some(h) = crate::host::host() {
             // SAFETY: closes the port this value owns, once.
             unsafe { (h.port_close)(self.id) };
         }

@@ -282,7 +282,8 @@ impl<'a> EventWriter<'a> {
             audio.count = (ctx.audio_channels as usize).min(audio.channels.len());
             audio.frames = ctx.frames as usize;
             for i in 0..audio.count {
-                audio.channels[i] = *ctx.audio.add(i);
+                // SAFETY: the caller promises `audio_channels` valid pointers.
+                audio.channels[i] = unsafe { *ctx.audio.add(i) };
             }
         }
         EventWriter {

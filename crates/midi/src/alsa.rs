@@ -29,22 +29,16 @@ use crate::error::MidiError;
 use crate::message::ShortMessage;
 use crate::parser::{Decoded, Decoder};
 
-/// Direction of a port, seen from this program: an `Input` port is one we
-/// receive from (a controller's output), an `Output` port one we send to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// We can receive from it.
-    Input,
-    /// We can send to it.
-    Output,
-}
+/// Direction of a port, seen from impresario (`In`: we receive from it, a
+/// controller's output; `Out`: we send to it): the one `Direction` of the
+/// imp boundary.
+pub use imp::ports::Direction;
 
-impl Direction {
-    fn as_str(self) -> &'static str {
-        match self {
-            Direction::Input => "input",
-            Direction::Output => "output",
-        }
+/// How a direction reads in messages.
+fn direction_word(d: Direction) -> &'static str {
+    match d {
+        Direction::In => "input",
+        Direction::Out => "output",
     }
 }
 
@@ -109,7 +103,7 @@ pub fn list_ports() -> Result<Vec<PortInfo>, MidiError> {
             out.push(PortInfo {
                 name,
                 id: p.id(),
-                direction: Direction::Input,
+                direction: Direction::In,
             });
         }
     }
@@ -118,7 +112,7 @@ pub fn list_ports() -> Result<Vec<PortInfo>, MidiError> {
             out.push(PortInfo {
                 name,
                 id: p.id(),
-                direction: Direction::Output,
+                direction: Direction::Out,
             });
         }
     }
@@ -142,7 +136,7 @@ fn find<'a, P>(
         .iter()
         .find(|(_, name)| name_matches(name, pattern))
         .ok_or_else(|| MidiError::PortNotFound {
-            direction: direction.as_str(),
+            direction: direction_word(direction),
             pattern: pattern.to_string(),
             available: ports.iter().map(|(_, n)| n.clone()).collect(),
         })
@@ -242,7 +236,7 @@ impl MidiInput {
             .into_iter()
             .filter_map(|p| input.port_name(&p).ok().map(|n| (p, n)))
             .collect();
-        let (port, name) = find(&ports, pattern, Direction::Input)?;
+        let (port, name) = find(&ports, pattern, Direction::In)?;
         let mut handler = InputHandler::new(callback);
         let conn = input
             .connect(
@@ -326,7 +320,7 @@ impl MidiInput {
     /// Ordinary threads (re-lists the ports; allocates).
     #[must_use]
     pub fn is_connected(&self) -> bool {
-        self.binding.still_listed(Direction::Input)
+        self.binding.still_listed(Direction::In)
     }
 
     /// Closes the connection (same as dropping it). Ordinary threads.
@@ -636,7 +630,7 @@ impl MidiOutput {
             .into_iter()
             .filter_map(|p| output.port_name(&p).ok().map(|n| (p, n)))
             .collect();
-        let (port, name) = find(&ports, pattern, Direction::Output)?;
+        let (port, name) = find(&ports, pattern, Direction::Out)?;
         let conn = output
             .connect(port, "out")
             .map_err(|e| MidiError::Connect {
@@ -713,7 +707,7 @@ impl MidiOutput {
     /// [`MidiInput::is_connected`]. Ordinary threads; allocates.
     #[must_use]
     pub fn is_connected(&self) -> bool {
-        self.binding.still_listed(Direction::Output)
+        self.binding.still_listed(Direction::Out)
     }
 
     /// The sender thread (stats, raw sends). Any thread; never allocates.
@@ -743,11 +737,8 @@ mod tests {
             ((), "Midi Through Port-0".to_string()),
             ((), "APC Key 25".to_string()),
         ];
-        assert_eq!(
-            find(&ports, "apc", Direction::Input).unwrap().1,
-            "APC Key 25"
-        );
-        let err = find(&ports, "microfreak", Direction::Output).unwrap_err();
+        assert_eq!(find(&ports, "apc", Direction::In).unwrap().1, "APC Key 25");
+        let err = find(&ports, "microfreak", Direction::Out).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, MidiError::PortNotFound { .. }));
         assert!(

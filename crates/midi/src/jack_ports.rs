@@ -24,8 +24,8 @@ pub struct JackPortInfo {
     pub name: String,
     /// Seen from this program, as in [`crate::alsa::list_ports`]: a JACK
     /// *output* port (it produces data, like a controller's or
-    /// `jack_midiseq`'s `out`) is a [`Direction::Input`] for us, a JACK
-    /// *input* port (a synth's `midi_in`) is a [`Direction::Output`].
+    /// `jack_midiseq`'s `out`) is a [`Direction::In`] for us, a JACK
+    /// *input* port (a synth's `midi_in`) is a [`Direction::Out`].
     pub direction: Direction,
     /// The port is hardware (JACK's `IsPhysical` flag).
     pub is_physical: bool,
@@ -78,9 +78,9 @@ fn list(port_type: Option<&str>) -> Result<Vec<JackPortInfo>, MidiError> {
         let flags = port.flags();
         out.push(JackPortInfo {
             direction: if flags.contains(jack::PortFlags::IS_OUTPUT) {
-                Direction::Input
+                Direction::In
             } else {
-                Direction::Output
+                Direction::Out
             },
             is_physical: flags.contains(jack::PortFlags::IS_PHYSICAL),
             port_type: port.port_type().unwrap_or_default(),

@@ -96,14 +96,14 @@ fn lists_midi_ports_of_a_real_server() {
         .find(|p| p.name == "system:capture_1")
         .expect("system:capture_1");
     assert!(capture.is_physical);
-    assert_eq!(capture.direction, Direction::Input);
+    assert_eq!(capture.direction, Direction::In);
     assert_ne!(capture.port_type, MIDI_TYPE);
     let playback = all
         .iter()
         .find(|p| p.name == "system:playback_1")
         .expect("system:playback_1");
     assert!(playback.is_physical);
-    assert_eq!(playback.direction, Direction::Output);
+    assert_eq!(playback.direction, Direction::Out);
     assert!(list_ports()
         .unwrap()
         .iter()
@@ -126,7 +126,7 @@ fn lists_midi_ports_of_a_real_server() {
     });
     assert_eq!(
         port.direction,
-        Direction::Input,
+        Direction::In,
         "a JACK output port is an input for us"
     );
     assert!(!port.is_physical);

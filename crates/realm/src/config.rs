@@ -39,6 +39,58 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The MIDI backends `midi_backend` can name: the one list of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MidiBackend {
+    /// JACK if a server runs, else ALSA if its sequencer opens, else loopback.
+    Auto,
+    /// JACK (the daemon does not start when no server runs).
+    Jack,
+    /// The ALSA sequencer (port imps wait while it is unavailable).
+    Alsa,
+    /// In-process ports only.
+    Loopback,
+}
+
+impl MidiBackend {
+    /// Every backend, with its name in `realm.toml`.
+    pub const ALL: [(MidiBackend, &'static str); 4] = [
+        (MidiBackend::Auto, "auto"),
+        (MidiBackend::Jack, "jack"),
+        (MidiBackend::Alsa, "alsa"),
+        (MidiBackend::Loopback, "loopback"),
+    ];
+
+    /// The name in `realm.toml`.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(b, _)| *b == self)
+            .map_or("auto", |(_, n)| n)
+    }
+}
+
+impl<'de> Deserialize<'de> for MidiBackend {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        MidiBackend::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(b, _)| *b)
+            .ok_or_else(|| {
+                let names: Vec<String> = MidiBackend::ALL
+                    .iter()
+                    .map(|(_, n)| format!("\"{n}\""))
+                    .collect();
+                serde::de::Error::custom(format!(
+                    "[realm] midi_backend = \"{name}\" is not a backend; use {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
 /// The realm's settings (the `[realm]` table). Paths are relative to the
 /// directory of `realm.toml`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -70,12 +122,20 @@ pub struct Settings {
     pub tempo: f64,
     /// MIDI backend: `auto` (JACK if a server runs, else ALSA if it opens,
     /// else loopback), `jack`, `alsa`, `loopback`.
-    pub midi_backend: String,
+    pub midi_backend: MidiBackend,
     /// Name of impresario's JACK client.
     pub jack_client_name: String,
     /// The watched folder of TimeSeq scripts: every `*.json` in it plays as
     /// the imp `seq.<file stem>` (see [`RealmConfig::with_scripts`]).
     pub scripts_dir: PathBuf,
+    /// Where the engine's audio goes: `auto` (JACK: impresario's own audio
+    /// ports; ALSA: the `default` PCM device; loopback: nowhere), `none`
+    /// (rendered, shown in `status`, not played), or an ALSA PCM device
+    /// name for the `alsa` backend (e.g. `hw:1,0`).
+    pub audio_output: String,
+    /// JACK: connect impresario's audio ports to the system's playback
+    /// ports when they exist.
+    pub audio_connect: bool,
 }
 
 impl Default for Settings {
@@ -92,9 +152,11 @@ impl Default for Settings {
             sample_rate: 48_000,
             block_size: 64,
             tempo: 120.0,
-            midi_backend: "auto".into(),
+            midi_backend: MidiBackend::Auto,
             jack_client_name: "impresario".into(),
             scripts_dir: "scripts".into(),
+            audio_output: "auto".into(),
+            audio_connect: true,
         }
     }
 }
@@ -332,13 +394,10 @@ impl RealmConfig {
                 ),
             ));
         }
-        if !["auto", "jack", "alsa", "loopback"].contains(&settings.midi_backend.as_str()) {
+        if settings.audio_output.trim().is_empty() {
             return Err(err(
-                at("midi_backend"),
-                format!(
-                    "[realm] midi_backend = \"{}\" is not a backend; use \"auto\", \"jack\", \"alsa\" or \"loopback\"",
-                    settings.midi_backend
-                ),
+                at("audio_output"),
+                "[realm] audio_output is empty; use \"auto\", \"none\" or an ALSA device name such as \"hw:1,0\"".into(),
             ));
         }
         for (key, value, max) in [

@@ -2,6 +2,11 @@
 //! through the host's global allocator (so the engine's allocation guard
 //! sees imps too) and logging into the host's `tracing` subscriber, tagged
 //! with the imp being called.
+//!
+//! Every `unsafe extern "C"` function here is called by an imp library
+//! through the table, with what the ABI (`imp::abi::HostTable`) promises:
+//! pointers valid for the call, buffers as long as stated, and the layouts
+//! of memory the library got from this same allocator.
 
 use crate::ports::PortError;
 use imp::abi::{BytesRef, HostTable, ABI_VERSION, PORT_INVALID, PORT_NOT_READY};
@@ -33,11 +38,17 @@ unsafe extern "C" fn host_port_open(
 ) -> i64 {
     let fail = |code: i64, text: &str| {
         let n = text.len().min(err_cap);
-        std::ptr::copy_nonoverlapping(text.as_ptr(), err_buf, n);
-        *err_len = n;
+        // SAFETY: the library owns `err_cap` bytes at `err_buf` and an out
+        // pointer at `err_len` for the call; at most `err_cap` are written.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), err_buf, n);
+            *err_len = n;
+        }
         code
     };
-    let spec: PortSpec = match serde_json::from_slice(spec.as_option().unwrap_or_default()) {
+    // SAFETY: the spec bytes are valid for the call.
+    let spec = unsafe { spec.as_option() };
+    let spec: PortSpec = match serde_json::from_slice(spec.unwrap_or_default()) {
         Ok(s) => s,
         Err(e) => return fail(PORT_INVALID, &format!("invalid port spec: {e}")),
     };
@@ -81,16 +92,23 @@ unsafe extern "C" fn host_sample_rate() -> f64 {
     }
 }
 
+// The four allocation functions: size and alignment come from a `Layout`
+// inside the library's `HostAllocator`, so they are a valid layout, and a
+// pointer given back was allocated here with the same layout.
+
 unsafe extern "C" fn host_alloc(size: usize, align: usize) -> *mut u8 {
-    std::alloc::alloc(Layout::from_size_align_unchecked(size, align))
+    // SAFETY: a valid layout (see above).
+    unsafe { std::alloc::alloc(Layout::from_size_align_unchecked(size, align)) }
 }
 
 unsafe extern "C" fn host_alloc_zeroed(size: usize, align: usize) -> *mut u8 {
-    std::alloc::alloc_zeroed(Layout::from_size_align_unchecked(size, align))
+    // SAFETY: a valid layout (see above).
+    unsafe { std::alloc::alloc_zeroed(Layout::from_size_align_unchecked(size, align)) }
 }
 
 unsafe extern "C" fn host_dealloc(ptr: *mut u8, size: usize, align: usize) {
-    std::alloc::dealloc(ptr, Layout::from_size_align_unchecked(size, align))
+    // SAFETY: `ptr` was allocated here with this layout (see above).
+    unsafe { std::alloc::dealloc(ptr, Layout::from_size_align_unchecked(size, align)) }
 }
 
 unsafe extern "C" fn host_realloc(
@@ -99,16 +117,21 @@ unsafe extern "C" fn host_realloc(
     align: usize,
     new_size: usize,
 ) -> *mut u8 {
-    std::alloc::realloc(
-        ptr,
-        Layout::from_size_align_unchecked(size, align),
-        new_size,
-    )
+    // SAFETY: `ptr` was allocated here with this layout (see above).
+    unsafe {
+        std::alloc::realloc(
+            ptr,
+            Layout::from_size_align_unchecked(size, align),
+            new_size,
+        )
+    }
 }
 
 unsafe extern "C" fn host_log(level: u8, target: BytesRef, message: BytesRef) {
-    let target = String::from_utf8_lossy(target.as_option().unwrap_or_default());
-    let message = String::from_utf8_lossy(message.as_option().unwrap_or_default());
+    // SAFETY: both are valid for the call.
+    let (target, message) = unsafe { (target.as_option(), message.as_option()) };
+    let target = String::from_utf8_lossy(target.unwrap_or_default());
+    let message = String::from_utf8_lossy(message.unwrap_or_default());
     let imp = CURRENT_IMP.with(|c| c.borrow().clone());
     let imp = if imp.is_empty() {
         target.split("::").next().unwrap_or("imp").to_string()

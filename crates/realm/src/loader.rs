@@ -785,15 +785,7 @@ impl ImpHandle {
 
     /// Acquires resources; returns the RT part, if any. Control thread.
     pub fn thaw(&mut self) -> Result<Option<engine::OwnedRtPart>, CallError> {
-        let mut rt = RtInstance {
-            state: std::ptr::null_mut(),
-            process: noop_process,
-            save_transient: noop_buf,
-            restore_transient: noop_buf_const,
-            all_notes_off: noop_off,
-            drop: noop_drop,
-            audio_channels: 0,
-        };
+        let mut rt = RtInstance::EMPTY;
         let mut err = ImpBytes::EMPTY;
         // SAFETY: valid pointers for the call.
         let s = self.call(|t, p| unsafe { (t.thaw)(p, &mut rt, &mut err) });
@@ -877,30 +869,6 @@ impl Drop for ImpHandle {
         }
     }
 }
-
-unsafe extern "C" fn noop_process(
-    _: *mut c_void,
-    _: *const BlockContext,
-    _: *const RtEvent,
-    _: usize,
-    _: *mut RtEvent,
-    _: usize,
-    n: *mut usize,
-) -> Status {
-    *n = 0;
-    STATUS_OK
-}
-unsafe extern "C" fn noop_buf(_: *mut c_void, _: *mut u8) -> Status {
-    STATUS_OK
-}
-unsafe extern "C" fn noop_buf_const(_: *mut c_void, _: *const u8) -> Status {
-    STATUS_OK
-}
-unsafe extern "C" fn noop_off(_: *mut c_void, _: *mut RtEvent, _: usize, n: *mut usize) -> Status {
-    *n = 0;
-    STATUS_OK
-}
-unsafe extern "C" fn noop_drop(_: *mut c_void) {}
 
 #[cfg(test)]
 mod tests {

@@ -169,6 +169,8 @@ pub enum Message {
     ScriptsChanged,
     /// Stop: freeze everything, save the vault, return from [`Realm::run`].
     Shutdown,
+    /// Re-read `realm.toml` now (SIGHUP).
+    Reread,
 }
 
 /// The running realm.
@@ -1083,7 +1085,7 @@ impl Realm {
                 })
             })
             .collect();
-        match Routing::new(&slots, &wires, &[]) {
+        match Routing::new(&slots, &wires) {
             Ok(r) => {
                 if let Err(e) = self.engine.set_routing(r) {
                     tracing::error!("routing not applied: {e}");
@@ -1223,18 +1225,70 @@ impl Realm {
 
     // ---- the loop -----------------------------------------------------------
 
+    /// Starts writing the vault now (no debounce) if something changed;
+    /// the write runs on the vault's writer thread.
     fn save_vault(&mut self) {
-        match self.vault.save() {
-            Ok(generation) => {
-                tracing::debug!("vault saved (generation {generation})");
-                self.vault_changed_at = None;
-                self.vault_error = None;
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                self.vault_error = Some(e.to_string());
+        if let Err(e) = self.vault.spawn_writer() {
+            tracing::warn!(
+                "no vault writer thread ({e}); the vault is written on the control thread"
+            );
+        }
+        if self.vault.save_in_background() || !self.vault.is_dirty() {
+            self.vault_changed_at = None;
+        }
+    }
+
+    /// Logs what the vault's writer did: saves at debug level, a failure
+    /// once per distinct cause, the recovery once.
+    fn poll_vault(&mut self) {
+        for event in self.vault.poll() {
+            match event {
+                vault::SaveEvent::Saved {
+                    generation,
+                    bytes,
+                    elapsed,
+                    after_failures,
+                } => {
+                    tracing::debug!(
+                        "vault saved (generation {generation}): {bytes} bytes in {:.1} ms",
+                        elapsed.as_secs_f64() * 1e3
+                    );
+                    if after_failures > 0 {
+                        tracing::info!(
+                            "vault {} saved again (generation {generation}) after {after_failures} failed attempt(s)",
+                            self.vault.path().display()
+                        );
+                    }
+                }
+                vault::SaveEvent::Failed {
+                    generation,
+                    error,
+                    new_cause,
+                    retry_in,
+                } => {
+                    if new_cause {
+                        tracing::error!(
+                            "VAULT NOT SAVED: {error}. The file and its backups are untouched \
+                             (generation {} and older); retrying with backoff, next in {} ms",
+                            self.vault.generation(),
+                            retry_in.as_millis()
+                        );
+                    } else {
+                        tracing::debug!(
+                            "vault save of generation {generation} failed again; next try in {} ms",
+                            retry_in.as_millis()
+                        );
+                    }
+                }
             }
         }
+        self.vault_error = self.vault.health().last_error;
+    }
+
+    /// The vault's emergency writer, for a second signal during a hung
+    /// shutdown (it writes the newest data from another thread).
+    pub fn vault_emergency(&self) -> vault::EmergencySave {
+        self.vault.emergency()
     }
 
     /// One reconcile period's work. Control thread.
@@ -1299,14 +1353,14 @@ impl Realm {
             }
         }
 
-        if let Some(t) = self.vault_changed_at {
-            if t.elapsed() >= Duration::from_millis(self.config.settings.vault_debounce_ms)
-                && self.vault.is_dirty()
-            {
+        self.poll_vault();
+        if self.vault.is_dirty() {
+            let since = *self.vault_changed_at.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(self.config.settings.vault_debounce_ms) {
                 self.save_vault();
-            } else if !self.vault.is_dirty() {
-                self.vault_changed_at = None;
             }
+        } else {
+            self.vault_changed_at = None;
         }
     }
 
@@ -1485,6 +1539,7 @@ impl Realm {
                 })
             })
             .collect();
+        let vault_health = self.vault.health();
         json!({
             "scripts": {
                 "dir": self.file_config.settings.scripts_dir,
@@ -1501,9 +1556,14 @@ impl Realm {
             "mapped_build_bytes": loaded_bytes(),
             "vault": {
                 "path": self.vault.path(),
-                "generation": self.vault.doc().generation,
+                "generation": self.vault.generation(),
                 "dirty": self.vault.is_dirty(),
-                "last_error": self.vault_error,
+                "last_error": vault_health.last_error,
+                "failing": vault_health.failing,
+                "failed_attempts": vault_health.failed_attempts,
+                "retry_in_ms": vault_health.retry_in_ms,
+                "writes": vault_health.writes,
+                "writing": vault_health.writing,
             },
             "engine": {
                 "sample_rate": self.engine.config().sample_rate,
@@ -1527,9 +1587,18 @@ impl Realm {
 
     /// Freezes every imp (ending their notes), saves their data and the vault.
     pub fn shutdown(&mut self) {
-        let names: Vec<String> = self.imps.keys().cloned().collect();
+        let started = Instant::now();
+        // Upstream first, one engine cycle between an imp with downstream
+        // wires and the next: the note-offs it leaves behind reach the
+        // imps after it while they still play.
+        let names = self.upstream_first();
         for n in &names {
+            let feeds = self.imps.get(n).is_some_and(|s| s.has_rt)
+                && self.config.wires.iter().any(|w| w.from == *n);
             self.freeze(n, false);
+            if feeds {
+                self.wait_engine_cycles(2, Duration::from_millis(50));
+            }
             self.save_imp_data(n);
         }
         for n in &names {
@@ -1537,12 +1606,74 @@ impl Realm {
                 s.handle = None;
             }
         }
-        self.save_vault();
         self.engine.collect_garbage();
-        tracing::info!(
-            "realm stopped; vault saved to {}",
-            self.vault.path().display()
-        );
+        let before = self.vault.generation();
+        let result = self.vault.save();
+        self.poll_vault();
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        match result {
+            Ok(generation) if generation == before => tracing::info!(
+                "realm stopped in {ms:.1} ms; vault {} was up to date (generation {generation})",
+                self.vault.path().display()
+            ),
+            Ok(generation) => tracing::info!(
+                "realm stopped in {ms:.1} ms; vault saved to {} (generation {generation})",
+                self.vault.path().display()
+            ),
+            Err(e) => tracing::error!(
+                "realm stopped in {ms:.1} ms; VAULT NOT SAVED: {e}. What changed since generation {} \
+                 is lost; the file and its backups are untouched",
+                self.vault.generation()
+            ),
+        }
+    }
+
+    /// The imps, sources before the imps they feed (wiring order; imps in
+    /// a wiring loop, which the engine refuses anyway, last by name).
+    fn upstream_first(&self) -> Vec<String> {
+        let mut incoming: BTreeMap<&str, usize> =
+            self.imps.keys().map(|n| (n.as_str(), 0)).collect();
+        for w in &self.config.wires {
+            if self.imps.contains_key(&w.from) {
+                if let Some(c) = incoming.get_mut(w.to.as_str()) {
+                    *c += 1;
+                }
+            }
+        }
+        let mut order = Vec::new();
+        let mut ready: Vec<&str> = incoming
+            .iter()
+            .filter(|(_, c)| **c == 0)
+            .map(|(n, _)| *n)
+            .collect();
+        ready.reverse();
+        while let Some(n) = ready.pop() {
+            order.push(n.to_string());
+            for w in self.config.wires.iter().filter(|w| w.from == n) {
+                if let Some(c) = incoming.get_mut(w.to.as_str()) {
+                    *c -= 1;
+                    if *c == 0 {
+                        ready.push(w.to.as_str());
+                    }
+                }
+            }
+        }
+        for n in self.imps.keys() {
+            if !order.contains(n) {
+                order.push(n.clone());
+            }
+        }
+        order
+    }
+
+    /// Waits until the engine ran `cycles` more cycles (at most `limit`:
+    /// a stopped clock does not hold the stop up).
+    fn wait_engine_cycles(&self, cycles: u64, limit: Duration) {
+        let start = self.engine.stats().cycles;
+        let deadline = Instant::now() + limit;
+        while self.engine.stats().cycles < start + cycles && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     /// Runs the supervisor loop until [`Message::Shutdown`] (or every
@@ -1565,6 +1696,7 @@ impl Realm {
                     self.pending_libraries.insert(library, Instant::now());
                 }
                 Ok(Message::ScriptsChanged) => self.check_scripts(),
+                Ok(Message::Reread) => self.check_realm_file(),
                 Ok(Message::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }

@@ -1,6 +1,6 @@
 //! Samples-per-second benchmark for three sample scripts.
 //!
-//! Run: `CARGO_TARGET_DIR=/work/target-timeseq cargo bench -p timeseq --bench samples`
+//! Run: `cargo bench -p timeseq --bench samples`
 //! Criterion reports the throughput as `elem/s` = samples per second.
 //!
 //! * `timeseq/<script>`: one `process(1)` call per sample, as the reference was measured.
@@ -8,6 +8,8 @@
 //!   several samples per call is fair game"): the state after each call is exactly the
 //!   per-sample state, but output values inside a block are not observable, so spans in
 //!   which lanes only glide/set outputs are batched (see `Engine::process_block`).
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;

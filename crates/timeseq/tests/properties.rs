@@ -15,23 +15,27 @@ thread_local! {
     static COUNT: Cell<usize> = const { Cell::new(0) };
 }
 
+// SAFETY: every call forwards to the system allocator; the count is a thread-local.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         if COUNTING.with(|c| c.get()) {
             COUNT.with(|c| c.set(c.get() + 1));
         }
+        // SAFETY: the caller's contract, passed on unchanged.
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         if COUNTING.with(|c| c.get()) {
             COUNT.with(|c| c.set(c.get() + 1));
         }
+        // SAFETY: the caller's contract, passed on unchanged.
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         if COUNTING.with(|c| c.get()) {
             COUNT.with(|c| c.set(c.get() + 1));
         }
+        // SAFETY: the caller's contract, passed on unchanged.
         unsafe { System.realloc(p, l, n) }
     }
 }

@@ -1,8 +1,8 @@
 //! # bard: the note pipeline imp
 //!
 //! Wraps [`bard_pipeline`] as an imp. The control part keeps the
-//! configuration and turns control messages (from the enchanter, or
-//! `impresario control`) into prepared configurations; the RT part runs the
+//! configuration and turns control messages (from `impresario control`)
+//! into prepared configurations; the RT part runs the
 //! pipeline on the engine thread and swaps a prepared configuration in
 //! between two blocks, without allocating.
 //!
@@ -21,8 +21,8 @@
 //! config = { zones = [{ scale = { key = "D", scale = "dorian" }, chord = { shape = "m7" } }] }
 //! ```
 //!
-//! Control messages: `{"op": "set", "path": "/zones/0/scale/key", "value": "E"}`,
-//! `{"op": "transpose", "octaves": 1, "semitones": 0}`, `mute_voice`,
+//! Control messages: `{"cmd": "set", "path": "/zones/0/scale/key", "value": "E"}`,
+//! `{"cmd": "transpose", "octaves": 1, "semitones": 0}`, `mute_voice`,
 //! `switch_patterns`, `replace` (see `bard_pipeline::ControlMessage`).
 //!
 //! ## Hot swap
@@ -215,15 +215,6 @@ impl EventSink for Sink<'_, '_> {
     }
 }
 
-fn context(ctx: &BlockContext) -> bard_pipeline::BlockContext {
-    bard_pipeline::BlockContext {
-        block_start: ctx.sample_position,
-        frames: ctx.frames,
-        sample_rate: ctx.sample_rate,
-        bpm: ctx.tempo_bpm,
-    }
-}
-
 impl BardRt {
     fn publish(&self) {
         let stats = self.bard.stats();
@@ -252,8 +243,7 @@ impl RtPart for BardRt {
                 self.input.push(n);
             }
         }
-        self.bard
-            .process(&self.input, &context(ctx), &mut Sink(out));
+        self.bard.process(&self.input, ctx, &mut Sink(out));
         self.publish();
     }
 

@@ -3,8 +3,8 @@
 //! The realm's failure paths are only trustworthy if they are exercised
 //! through a real library. `chaos` passes events through like a cable and,
 //! depending on its config, panics in a chosen entry point, pretends its
-//! device is absent, allocates on the engine thread, or changes its vault
-//! data on every poll. Nothing in a musician's realm needs it.
+//! device is absent, allocates on the engine thread, changes its vault
+//! data on every poll, or hangs in `freeze`. Nothing in a musician's realm needs it.
 //!
 //! ```toml
 //! [imps.trouble]
@@ -38,7 +38,8 @@ use std::sync::Arc;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Entry point to panic in: `create`, `thaw`, `freeze`, `process`,
-    /// `get_vault_data`, `set_vault_data`, `poll`, `control`, `on_after_load`.
+    /// `restore_transient`, `get_vault_data`, `set_vault_data`, `poll`,
+    /// `control`, `on_after_load`.
     pub panic_in: Option<String>,
     /// The "device" is present only while this file exists.
     pub device_file: Option<PathBuf>,
@@ -50,6 +51,8 @@ pub struct Config {
     pub outputs: Vec<u8>,
     /// Panic on the engine thread when a note-on of this note arrives.
     pub panic_on_note: Option<u8>,
+    /// Sleep this long in `freeze` (a hung imp holding up a stop).
+    pub hang_in_freeze_ms: u64,
 }
 
 /// The control part.
@@ -62,6 +65,7 @@ pub struct Chaos {
 /// The RT part.
 pub struct ChaosRt {
     panic_in_process: bool,
+    panic_in_restore: bool,
     alloc_in_process: bool,
     held: u128,
     outputs: [u8; 8],
@@ -125,6 +129,7 @@ impl Imp for Chaos {
         outputs[..output_count].copy_from_slice(&wanted[..output_count]);
         Ok(Some(ChaosRt {
             panic_in_process: self.config.panic_in.as_deref() == Some("process"),
+            panic_in_restore: self.config.panic_in.as_deref() == Some("restore_transient"),
             alloc_in_process: self.config.alloc_in_process,
             held: 0,
             outputs,
@@ -136,6 +141,11 @@ impl Imp for Chaos {
 
     fn freeze(&mut self) -> u64 {
         self.maybe_panic("freeze");
+        if self.config.hang_in_freeze_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(
+                self.config.hang_in_freeze_ms,
+            ));
+        }
         self.generation
     }
 
@@ -225,6 +235,9 @@ impl RtPart for ChaosRt {
     }
 
     fn restore_transient(&mut self, buf: &[u8; TRANSIENT_BYTES]) -> bool {
+        if self.panic_in_restore {
+            panic!("chaos: deliberate panic in restore_transient");
+        }
         let mut held = [0u8; 16];
         held.copy_from_slice(&buf[..16]);
         self.held = u128::from_le_bytes(held);

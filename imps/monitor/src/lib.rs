@@ -246,7 +246,7 @@ impl Imp for Monitor {
     }
 
     fn control(&mut self, message: Value) -> Result<Value, ImpError> {
-        match message.get("command").and_then(Value::as_str) {
+        match message.get("cmd").and_then(Value::as_str) {
             Some("reset") => {
                 self.base = Counts::default();
                 self.settle();
@@ -254,7 +254,7 @@ impl Imp for Monitor {
                 Ok(json!({ "reset": true }))
             }
             _ => Err(ImpError::invalid(
-                "unknown command; the monitor takes {\"command\": \"reset\"}",
+                "unknown command; the monitor takes {\"cmd\": \"reset\"}",
             )),
         }
     }

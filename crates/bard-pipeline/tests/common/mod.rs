@@ -26,21 +26,26 @@ fn note_alloc() {
     });
 }
 
+// SAFETY: every call forwards to the system allocator; the count is a thread-local.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         note_alloc();
+        // SAFETY: the caller's contract, passed on unchanged.
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         note_alloc();
+        // SAFETY: the caller's contract, passed on unchanged.
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         note_alloc();
+        // SAFETY: the caller's contract, passed on unchanged.
         unsafe { System.alloc_zeroed(l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         note_alloc();
+        // SAFETY: the caller's contract, passed on unchanged.
         unsafe { System.realloc(p, l, n) }
     }
 }
@@ -140,12 +145,7 @@ impl Rig {
                 n += 1;
             }
         }
-        let ctx = BlockContext {
-            block_start: start,
-            frames: BLOCK,
-            sample_rate: RATE,
-            bpm: self.bpm,
-        };
+        let ctx = BlockContext::new(start, RATE, self.bpm, BLOCK);
         let bard = &mut self.bard;
         let sink = &mut *self.sink;
         no_alloc("process", || bard.process(&evs[..n], &ctx, sink));

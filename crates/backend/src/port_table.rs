@@ -1,5 +1,5 @@
-//! Which engine slot each open port belongs to, as the engine thread sees
-//! it. The control thread changes it through a ring; the engine thread
+//! The port table: which engine slot each open port belongs to, as the
+//! engine thread sees it. The control thread changes it through a ring; the engine thread
 //! applies the changes between cycles.
 //!
 //! Every output port keeps a [`NoteLedger`] of the notes it left sounding:
@@ -312,5 +312,23 @@ impl<P, O> Registry<P, O> {
     /// Ports closed by their imps whose engine side has not let go yet.
     pub fn closing(&self) -> usize {
         self.closing.len()
+    }
+
+    /// Starts over with a new, empty engine side, for a backend that lost
+    /// its server: every port is forgotten (ids keep counting, so an old id
+    /// never names a new port). The caller swaps the returned side in for
+    /// the old one and drops the old one, with its port objects.
+    pub fn renew(&mut self) -> EngineSide<P> {
+        let (changes_tx, changes_rx) = rtrb::RingBuffer::new(256);
+        let (retired_tx, retired_rx) = rtrb::RingBuffer::new(256);
+        self.open.clear();
+        self.closing.clear();
+        self.changes = changes_tx;
+        self.retired = retired_rx;
+        EngineSide {
+            table: Table::new(),
+            changes: changes_rx,
+            retired: retired_tx,
+        }
     }
 }

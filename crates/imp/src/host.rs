@@ -1,4 +1,6 @@
-//! The allocator the export macro installs inside every imp library.
+//! The host, as an imp library sees it: the table of host functions the
+//! host hands over at `init` (allocation, logging, ports, the sample rate),
+//! and the allocator the export macro installs inside every imp library.
 //!
 //! A cdylib carries its own `#[global_allocator]`, so the host's allocation
 //! guard would not see an allocation made inside an imp. This allocator
@@ -32,30 +34,45 @@ pub struct HostAllocator;
 // which the host's allocator is compatible with.
 unsafe impl GlobalAlloc for HostAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match host() {
-            Some(h) => (h.alloc)(layout.size(), layout.align()),
-            None => System.alloc(layout),
+        // SAFETY: the caller's layout is valid (GlobalAlloc contract); the
+        // host's function takes it as size and alignment.
+        unsafe {
+            match host() {
+                Some(h) => (h.alloc)(layout.size(), layout.align()),
+                None => System.alloc(layout),
+            }
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        match host() {
-            Some(h) => (h.alloc_zeroed)(layout.size(), layout.align()),
-            None => System.alloc_zeroed(layout),
+        // SAFETY: as in `alloc`.
+        unsafe {
+            match host() {
+                Some(h) => (h.alloc_zeroed)(layout.size(), layout.align()),
+                None => System.alloc_zeroed(layout),
+            }
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        match host() {
-            Some(h) => (h.dealloc)(ptr, layout.size(), layout.align()),
-            None => System.dealloc(ptr, layout),
+        // SAFETY: `ptr` came from this allocator with `layout` (GlobalAlloc
+        // contract); the host's allocator and the system's are compatible,
+        // so memory allocated before `init` may be freed through the host.
+        unsafe {
+            match host() {
+                Some(h) => (h.dealloc)(ptr, layout.size(), layout.align()),
+                None => System.dealloc(ptr, layout),
+            }
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        match host() {
-            Some(h) => (h.realloc)(ptr, layout.size(), layout.align(), new_size),
-            None => System.realloc(ptr, layout, new_size),
+        // SAFETY: as in `dealloc`, with a valid new size (GlobalAlloc contract).
+        unsafe {
+            match host() {
+                Some(h) => (h.realloc)(ptr, layout.size(), layout.align(), new_size),
+                None => System.realloc(ptr, layout, new_size),
+            }
         }
     }
 }

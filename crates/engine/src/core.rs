@@ -1,0 +1,366 @@
+//! The engine's real-time side: the slots, the cycle, the note ledgers,
+//! the release of what a removed or failed part left sounding.
+
+use crate::audio;
+use crate::ledger::{NoteLedger, Verdict};
+use crate::stats::EngineStats;
+use crate::{alloc_guard, Command, Garbage, OwnedRtPart, Routing, RtCall, MAX_SLOTS};
+use imp::{BlockContext, RtEvent, TRANSIENT_BYTES};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// An event a slot emitted in the last cycle, as the engine hands it out
+/// ([`EngineCore::emitted`]): backends send those of port-bound slots.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EmittedEvent {
+    /// The slot that emitted it.
+    pub slot: usize,
+    /// Absolute sample time (block start + frame).
+    pub time: u64,
+    /// The event (its `port` is the numbered output).
+    pub event: RtEvent,
+}
+
+/// An event for a slot, from outside the engine (MIDI input, CLI).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InputEvent {
+    /// The destination slot.
+    pub slot: usize,
+    /// The event, at its frame in the next block.
+    pub event: RtEvent,
+}
+
+pub(crate) struct Slot {
+    pub(crate) part: Option<Box<OwnedRtPart>>,
+    pub(crate) failed: bool,
+    pub(crate) ledger: NoteLedger,
+    pub(crate) input: Box<[RtEvent]>,
+    pub(crate) input_len: usize,
+}
+
+/// The real-time side of an engine. Lives on the engine thread.
+pub struct EngineCore {
+    pub(crate) commands: rtrb::Consumer<Command>,
+    pub(crate) garbage: rtrb::Producer<Garbage>,
+    pub(crate) inputs: rtrb::Consumer<InputEvent>,
+    pub(crate) stats: Arc<EngineStats>,
+    pub(crate) slots: Box<[Slot]>,
+    pub(crate) routing: Box<Routing>,
+    pub(crate) scratch: Box<[RtEvent]>,
+    /// Note-offs of a slot being released (kept apart from `scratch`).
+    pub(crate) release_buf: Box<[RtEvent]>,
+    /// An empty ledger swapped in for one being released.
+    pub(crate) spare_ledger: NoteLedger,
+    pub(crate) emitted: Box<[EmittedEvent]>,
+    pub(crate) emitted_len: usize,
+    pub(crate) transient: Box<[u8; TRANSIENT_BYTES]>,
+    pub(crate) audio: audio::Audio,
+    pub(crate) position: u64,
+    pub(crate) sample_rate: f64,
+    pub(crate) tempo: f64,
+}
+
+impl EngineCore {
+    fn discard(&mut self, g: Garbage) {
+        if let Err(rtrb::PushError::Full(g)) = self.garbage.push(g) {
+            // Cannot happen while the handle keeps room (see `send`);
+            // leaking beats freeing on the engine thread.
+            std::mem::forget(g);
+            self.stats.note_leak();
+        }
+    }
+
+    /// Routes one output event of `slot` to its wires and the emitted list.
+    fn route(&mut self, slot: usize, e: RtEvent) {
+        let time = self.position + e.frame as u64;
+        let emitted = EmittedEvent {
+            slot,
+            time,
+            event: e,
+        };
+        if self.emitted_len < self.emitted.len() {
+            self.emitted[self.emitted_len] = emitted;
+            self.emitted_len += 1;
+        } else {
+            self.stats.note_dropped();
+        }
+        for i in 0..self.routing.wires_from[slot].len() {
+            let w = self.routing.wires_from[slot][i];
+            if w.output != e.port {
+                continue;
+            }
+            let mut arriving = e;
+            arriving.port = w.input;
+            push_sorted(&mut self.slots[w.to], arriving, &self.stats);
+        }
+    }
+
+    /// Passes one event a slot emitted through its ledger, then routes it.
+    fn emit(&mut self, slot: usize, e: RtEvent) {
+        match self.slots[slot].ledger.record(&e) {
+            Verdict::Pass => self.route(slot, e),
+            Verdict::Orphan => {}
+            Verdict::Full => self.stats.note_dropped(),
+        }
+    }
+
+    /// Ends every note `slot` left sounding, at `frame`, each out of the
+    /// numbered output it went to, then lifts the pedals it holds down.
+    fn release_slot(&mut self, slot: usize, frame: u32) {
+        // Release from the spare (an empty ledger takes the slot's place),
+        // in chunks of what the release buffer holds.
+        std::mem::swap(&mut self.slots[slot].ledger, &mut self.spare_ledger);
+        let mut sent = 0;
+        while !self.spare_ledger.is_silent() {
+            let mut n = 0;
+            let buf = &mut self.release_buf;
+            self.spare_ledger.release(frame, |e| {
+                let Some(b) = buf.get_mut(n) else {
+                    return false;
+                };
+                *b = e;
+                n += 1;
+                true
+            });
+            for i in 0..n {
+                let e = self.release_buf[i];
+                self.route(slot, e);
+            }
+            sent += n as u64;
+        }
+        self.stats.note_offs_sent(sent);
+    }
+
+    /// A part that leaves its slot: one that makes sound plays out its
+    /// release as a tail (see [`audio`]); the rest goes back to be dropped.
+    fn retire(&mut self, mut old: Box<OwnedRtPart>, failed: bool) {
+        if failed || old.audio_channels() == 0 {
+            self.discard(Garbage::Part(old));
+            return;
+        }
+        // Its notes go into their release; the events stay here (the
+        // successor, or the ledger, took care of what went out).
+        let _ = old.all_notes_off(&mut self.release_buf);
+        if let Some(cut) = self.audio.add_tail(old) {
+            self.discard(Garbage::Part(cut));
+        }
+    }
+
+    fn apply(&mut self, c: Command) {
+        match c {
+            Command::Install {
+                slot,
+                mut part,
+                handoff,
+            } => {
+                let mut healthy = true;
+                if let Some(old) = self.slots[slot].part.take() {
+                    // With a successful handoff the held notes belong to the
+                    // new part (the ledger stays with the slot); otherwise
+                    // the engine ends them itself.
+                    let mut handed_over = false;
+                    if handoff && !self.slots[slot].failed {
+                        // A fresh buffer each time: no part ever reads
+                        // another swap's (or another slot's) bytes.
+                        self.transient.fill(0);
+                        if old.save_transient(&mut self.transient) == RtCall::Ok {
+                            match part.restore_transient(&self.transient) {
+                                RtCall::Ok => handed_over = true,
+                                RtCall::Declined => {}
+                                RtCall::Panicked => healthy = false,
+                            }
+                        }
+                    }
+                    if !handed_over {
+                        self.release_slot(slot, 0);
+                    }
+                    let failed = self.slots[slot].failed;
+                    self.retire(old, failed);
+                }
+                self.slots[slot].failed = !healthy;
+                self.slots[slot].part = Some(part);
+                if !healthy {
+                    // Never called again; the supervisor hears of it.
+                    self.stats.note_failure(slot);
+                }
+                self.stats.note_swap();
+            }
+            Command::Remove { slot } => {
+                if let Some(mut old) = self.slots[slot].part.take() {
+                    if !self.slots[slot].failed {
+                        let (call, n) = old.all_notes_off(&mut self.scratch);
+                        if call == RtCall::Ok {
+                            for i in 0..n {
+                                let e = self.scratch[i];
+                                self.emit(slot, e);
+                            }
+                        }
+                    }
+                    self.release_slot(slot, 0);
+                    let failed = self.slots[slot].failed;
+                    self.retire(old, failed);
+                }
+                self.slots[slot].failed = false;
+            }
+            Command::Routing(r) => {
+                let old = std::mem::replace(&mut self.routing, r);
+                self.discard(Garbage::Routing(old));
+            }
+            Command::Tempo(bpm) => self.tempo = bpm,
+        }
+    }
+
+    /// Runs one cycle of `frames` samples. Engine thread (or whatever
+    /// thread the clock calls from); allocation-free.
+    pub fn cycle(&mut self, frames: u32) {
+        let started = Instant::now();
+        alloc_guard::rt_section(|| self.cycle_inner(frames));
+        self.stats.note_cycle(
+            started.elapsed(),
+            frames,
+            self.sample_rate,
+            alloc_guard::violations(),
+        );
+    }
+
+    fn cycle_inner(&mut self, frames: u32) {
+        self.emitted_len = 0;
+        while let Ok(c) = self.commands.pop() {
+            self.apply(c);
+        }
+        let pending = self.inputs.slots();
+        self.stats.note_input_queue(pending);
+        while let Ok(input) = self.inputs.pop() {
+            if input.slot < MAX_SLOTS {
+                let mut e = input.event;
+                e.frame = e.frame.min(frames.saturating_sub(1));
+                push_sorted(&mut self.slots[input.slot], e, &self.stats);
+            }
+        }
+        let ctx = BlockContext::new(self.position, self.sample_rate, self.tempo, frames);
+        let audio_frames = if frames as usize <= audio::MAX_AUDIO_FRAMES {
+            frames as usize
+        } else {
+            0
+        };
+        self.audio.frames = audio_frames;
+        self.audio.bus.clear(audio_frames);
+        for i in 0..self.routing.order.len() {
+            let slot = self.routing.order[i];
+            let s = &mut self.slots[slot];
+            let input_len = s.input_len;
+            s.input_len = 0;
+            let Some(part) = s.part.as_mut() else {
+                continue;
+            };
+            if s.failed {
+                continue;
+            }
+            let channels = part.audio_channels();
+            let mut pointers = [std::ptr::null_mut(); audio::BUS_CHANNELS];
+            let part_ctx = self.audio.context_for(slot, channels, &ctx, &mut pointers);
+            let (call, n) = part.process(&part_ctx, &s.input[..input_len], &mut self.scratch);
+            if call == RtCall::Panicked {
+                s.failed = true;
+                self.stats.note_failure(slot);
+                self.release_slot(slot, 0);
+                continue;
+            }
+            self.audio.mix_slot(slot, channels, audio_frames);
+            for j in 0..n {
+                let mut e = self.scratch[j];
+                e.frame = e.frame.min(frames.saturating_sub(1));
+                self.emit(slot, e);
+            }
+        }
+        // Replaced and removed parts play out their release.
+        let mut done: [Option<Box<OwnedRtPart>>; audio::MAX_TAILS] = Default::default();
+        self.audio
+            .render_tails(&ctx, &mut self.release_buf, &mut done);
+        for part in done.iter_mut().filter_map(Option::take) {
+            self.discard(Garbage::Part(part));
+        }
+        let (peak, rms) = self.audio.bus.level(audio_frames);
+        self.stats.note_level(peak, rms);
+        // Slots that are not in the routing do not keep stale input.
+        for s in self.slots.iter_mut() {
+            s.input_len = 0;
+        }
+        self.position += frames as u64;
+    }
+
+    /// Delivers an event from outside (a backend's input port) to `slot`
+    /// in the next cycle, at its frame. Call on the thread that runs the
+    /// cycles, before [`EngineCore::cycle`]. Allocation-free.
+    pub fn push_input(&mut self, slot: usize, event: RtEvent) {
+        if slot < MAX_SLOTS {
+            push_sorted(&mut self.slots[slot], event, &self.stats);
+        }
+    }
+
+    /// Every event the slots emitted in the last cycle (after the ledger),
+    /// with its absolute time; a backend sends those of its port-bound
+    /// slots out after the cycle. Allocation-free.
+    pub fn emitted(&self) -> &[EmittedEvent] {
+        &self.emitted[..self.emitted_len]
+    }
+
+    /// The output bus after the last cycle: left and right, one block
+    /// long (empty when the block was longer than
+    /// [`audio::MAX_AUDIO_FRAMES`]). Every audio part of the cycle and every
+    /// release tail is summed in. Allocation-free.
+    pub fn audio_out(&self) -> (&[f32], &[f32]) {
+        self.audio.bus.channels(self.audio.frames)
+    }
+
+    /// Samples processed so far.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Ends every sounding note of every slot (shutdown): applies the
+    /// commands still queued (a removal's note-offs), then releases every
+    /// slot's ledger. [`EngineCore::emitted`] then holds the note-offs for
+    /// the backend to send. Engine thread.
+    pub fn all_notes_off(&mut self) {
+        self.emitted_len = 0;
+        alloc_guard::rt_section(|| {
+            while let Ok(c) = self.commands.pop() {
+                self.apply(c);
+            }
+            for slot in 0..MAX_SLOTS {
+                if !self.slots[slot].ledger.is_silent() {
+                    self.release_slot(slot, 0);
+                }
+            }
+            let mut done: [Option<Box<OwnedRtPart>>; audio::MAX_TAILS] = Default::default();
+            let tails = self.audio.tails.iter_mut().filter_map(Option::take);
+            for (d, t) in done.iter_mut().zip(tails) {
+                *d = Some(t.part);
+            }
+            for part in done.iter_mut().filter_map(Option::take) {
+                self.discard(Garbage::Part(part));
+            }
+        });
+    }
+
+    /// Notes currently sounding from `slot` (as the ledger sees them).
+    pub fn sounding(&self, slot: usize) -> u32 {
+        self.slots[slot].ledger.count()
+    }
+}
+
+fn push_sorted(slot: &mut Slot, e: RtEvent, stats: &EngineStats) {
+    if slot.input_len == slot.input.len() {
+        stats.note_dropped();
+        return;
+    }
+    // Keep frame order (stable): walk back past later events.
+    let mut i = slot.input_len;
+    while i > 0 && slot.input[i - 1].frame > e.frame {
+        slot.input[i] = slot.input[i - 1];
+        i -= 1;
+    }
+    slot.input[i] = e;
+    slot.input_len += 1;
+}

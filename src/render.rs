@@ -1,0 +1,219 @@
+//! `impresario render`: runs a realm's graph without devices, faster than
+//! real time, and writes what its synths play into a WAV file.
+//!
+//! The realm is built as the daemon builds it (same imps, same wiring, the
+//! same engine), but its ports are offline ones: the MIDI file plays into
+//! every input port imp, output ports go nowhere, and the engine's audio
+//! bus is the WAV file. The daemon's vault is not touched (the render uses
+//! a vault of its own that is thrown away).
+
+use anyhow::{bail, Context, Result};
+use backend::offline::OfflinePorts;
+use imp::RtEvent;
+use midly::{MetaMessage, Smf, Timing, TrackEventKind};
+use realm::{Realm, RealmConfig};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What to render.
+pub struct Job {
+    /// The realm file.
+    pub realm: PathBuf,
+    /// A Standard MIDI File to play into the realm's input ports.
+    pub midi: Option<PathBuf>,
+    /// Length of the render, in seconds.
+    pub seconds: f64,
+    /// The WAV file to write.
+    pub out: PathBuf,
+    /// Sample rate of the render (44100 or 48000).
+    pub rate: u32,
+    /// 32-bit float samples instead of 16-bit integers.
+    pub float: bool,
+}
+
+/// A timed MIDI message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timed {
+    /// Sample at which it plays.
+    pub sample: u64,
+    /// The message's bytes (status first).
+    pub bytes: Vec<u8>,
+}
+
+/// The channel messages of a Standard MIDI File, with their sample times
+/// at `rate` (tempo changes and SMPTE timing included), in time order.
+pub fn midi_events(path: &Path, rate: u32) -> Result<Vec<Timed>> {
+    let data = std::fs::read(path)
+        .with_context(|| format!("cannot read the MIDI file {}", path.display()))?;
+    let smf = Smf::parse(&data)
+        .with_context(|| format!("{} is not a Standard MIDI File", path.display()))?;
+    // Per track: (tick, order, message or tempo).
+    enum What {
+        Midi(Vec<u8>),
+        Tempo(u32),
+    }
+    let mut all: Vec<(u64, usize, What)> = Vec::new();
+    for track in &smf.tracks {
+        let mut tick = 0u64;
+        for event in track {
+            tick += event.delta.as_int() as u64;
+            let order = all.len();
+            match event.kind {
+                TrackEventKind::Midi { channel, message } => {
+                    let mut bytes = Vec::with_capacity(3);
+                    midly::live::LiveEvent::Midi { channel, message }
+                        .write_std(&mut bytes)
+                        .context("cannot encode a MIDI event")?;
+                    all.push((tick, order, What::Midi(bytes)));
+                }
+                TrackEventKind::Meta(MetaMessage::Tempo(t)) => {
+                    all.push((tick, order, What::Tempo(t.as_int())));
+                }
+                _ => {}
+            }
+        }
+    }
+    // Tempo changes come before notes at the same tick.
+    all.sort_by_key(|(tick, order, what)| (*tick, !matches!(what, What::Tempo(_)), *order));
+    let seconds_per_tick = |tempo_us: u32| -> f64 {
+        match smf.header.timing {
+            Timing::Metrical(tpb) => tempo_us as f64 / 1e6 / tpb.as_int().max(1) as f64,
+            Timing::Timecode(fps, sub) => 1.0 / (fps.as_f32() as f64 * sub.max(1) as f64),
+        }
+    };
+    let mut tempo = 500_000u32; // 120 BPM until told otherwise
+    let (mut last_tick, mut seconds) = (0u64, 0.0f64);
+    let mut out = Vec::new();
+    for (tick, _, what) in all {
+        seconds += (tick - last_tick) as f64 * seconds_per_tick(tempo);
+        last_tick = tick;
+        match what {
+            What::Tempo(t) => tempo = t.max(1),
+            What::Midi(bytes) => out.push(Timed {
+                sample: (seconds * rate as f64).round() as u64,
+                bytes,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the job; returns the seconds of wall time it took.
+pub fn render(job: &Job) -> Result<f64> {
+    if !(job.seconds > 0.0 && job.seconds <= 24.0 * 3600.0) {
+        bail!(
+            "--seconds {} is out of range; use more than 0 and at most a day",
+            job.seconds
+        );
+    }
+    if job.rate != 44_100 && job.rate != 48_000 {
+        bail!("--rate {} is not offered; use 44100 or 48000", job.rate);
+    }
+    let events = match &job.midi {
+        Some(path) => midi_events(path, job.rate)?,
+        None => bail!("nothing to play: give --midi FILE.mid"),
+    };
+    let mut config = RealmConfig::load(&job.realm).map_err(anyhow::Error::new)?;
+    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
+    config.settings.vault = scratch.path().join("vault.json");
+    config.settings.socket = scratch.path().join("render.sock");
+    config.settings.sample_rate = job.rate;
+    let block = config.settings.block_size;
+    let (handle, mut core) = engine::engine(engine::EngineConfig {
+        sample_rate: job.rate,
+        block_size: block,
+        tempo_bpm: config.settings.tempo,
+    });
+    let ports = Arc::new(OfflinePorts::default());
+    realm::ports::install(ports.clone());
+    let mut realm = Realm::new(config, handle).map_err(anyhow::Error::new)?;
+    let inputs = ports.input_slots();
+    if inputs.is_empty() {
+        bail!(
+            "{} has no input port imp to play the MIDI file into; add a `midi_port` imp with \
+             config = {{ direction = \"in\" }} wired to what should play it",
+            job.realm.display()
+        );
+    }
+    let status = realm.status();
+    for imp in status["imps"].as_array().into_iter().flatten() {
+        if imp["state"] != "thawed" {
+            tracing::warn!(
+                "imp {} is {} ({}); the render goes on without it",
+                imp["name"].as_str().unwrap_or("?"),
+                imp["state"].as_str().unwrap_or("?"),
+                imp["last_error"].as_str().unwrap_or("no error")
+            );
+        }
+    }
+
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: job.rate,
+        bits_per_sample: if job.float { 32 } else { 16 },
+        sample_format: if job.float {
+            hound::SampleFormat::Float
+        } else {
+            hound::SampleFormat::Int
+        },
+    };
+    let mut wav = hound::WavWriter::create(&job.out, spec)
+        .with_context(|| format!("cannot write {}", job.out.display()))?;
+    let total = (job.seconds * job.rate as f64).round() as u64;
+    let progress = std::io::stderr().is_terminal() && job.seconds >= 10.0;
+    let started = Instant::now();
+    let mut next = 0usize;
+    let mut pos = 0u64;
+    let mut blocks = 0u64;
+    while pos < total {
+        let frames = (total - pos).min(block as u64) as u32;
+        while next < events.len() && events[next].sample < pos + frames as u64 {
+            let e = &events[next];
+            let frame = e.sample.saturating_sub(pos) as u32;
+            for &slot in &inputs {
+                core.push_input(slot, RtEvent::midi(frame, &e.bytes));
+            }
+            next += 1;
+        }
+        core.cycle(frames);
+        let (left, right) = core.audio_out();
+        for i in 0..frames as usize {
+            let (l, r) = (
+                left.get(i).copied().unwrap_or(0.0),
+                right.get(i).copied().unwrap_or(0.0),
+            );
+            if job.float {
+                wav.write_sample(l)?;
+                wav.write_sample(r)?;
+            } else {
+                wav.write_sample((l.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
+                wav.write_sample((r.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
+            }
+        }
+        pos += frames as u64;
+        blocks += 1;
+        // The realm's housekeeping (dropping what the engine let go of) at
+        // about the daemon's pace in rendered time.
+        if blocks.is_multiple_of(256) {
+            realm.tick();
+            if progress {
+                eprint!(
+                    "\rrendering {:.1} s of {:.1} s ({:.0}%)",
+                    pos as f64 / job.rate as f64,
+                    job.seconds,
+                    100.0 * pos as f64 / total as f64
+                );
+            }
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    wav.finalize()
+        .with_context(|| format!("cannot finish {}", job.out.display()))?;
+    realm.shutdown();
+    core.all_notes_off();
+    Ok(started.elapsed().as_secs_f64())
+}
