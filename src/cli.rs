@@ -63,13 +63,18 @@ enum Command {
     /// Stop the running daemon gracefully.
     Stop,
     /// Render the realm's sound without devices, faster than real time, into
-    /// a WAV file: `--midi FILE.mid` plays into the realm's input ports
+    /// a WAV file: `--midi FILE.mid` plays into the realm's input ports,
+    /// `--script FILE.json` plays a TimeSeq script as one of its sequencers
     /// (`impresario render --realm realm.toml --midi song.mid --seconds 30
     /// --out song.wav`).
     Render {
         /// A Standard MIDI File to play into the realm's input port imps.
         #[arg(long, value_name = "FILE.mid")]
         midi: Option<PathBuf>,
+        /// A TimeSeq script to play as a sequencer of the realm (into
+        /// `synth`, or as its `[scripts.<name>]` table says).
+        #[arg(long, value_name = "FILE.json")]
+        script: Option<PathBuf>,
         /// How many seconds to render.
         #[arg(long, value_name = "N")]
         seconds: f64,
@@ -173,6 +178,7 @@ pub fn main() -> ExitCode {
         Command::Seq { command } => seq(&realm_path, command),
         Command::Render {
             midi,
+            script,
             seconds,
             out,
             rate,
@@ -182,6 +188,7 @@ pub fn main() -> ExitCode {
             let job = crate::render::Job {
                 realm: realm_path.clone(),
                 midi,
+                script,
                 seconds,
                 out,
                 rate,

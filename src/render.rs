@@ -4,8 +4,11 @@
 //! The realm is built as the daemon builds it (same imps, same wiring, the
 //! same engine), but its ports are offline ones: the MIDI file plays into
 //! every input port imp, output ports go nowhere, and the engine's audio
-//! bus is the WAV file. The daemon's vault is not touched (the render uses
-//! a vault of its own that is thrown away).
+//! bus is the WAV file. A TimeSeq script plays as it would from the scripts
+//! folder (`seq.<stem>`, with the realm's `[scripts.<stem>]` mapping and
+//! wiring, into `synth` by default); the realm's own scripts folder is left
+//! out. The daemon's vault is not touched (the render uses a vault of its
+//! own that is thrown away).
 
 use anyhow::{bail, Context, Result};
 use backend::offline::OfflinePorts;
@@ -23,6 +26,8 @@ pub struct Job {
     pub realm: PathBuf,
     /// A Standard MIDI File to play into the realm's input ports.
     pub midi: Option<PathBuf>,
+    /// A TimeSeq script to play as a sequencer of the realm.
+    pub script: Option<PathBuf>,
     /// Length of the render, in seconds.
     pub seconds: f64,
     /// The WAV file to write.
@@ -111,15 +116,37 @@ pub fn render(job: &Job) -> Result<f64> {
     if job.rate != 44_100 && job.rate != 48_000 {
         bail!("--rate {} is not offered; use 44100 or 48000", job.rate);
     }
+    if job.midi.is_none() && job.script.is_none() {
+        bail!("nothing to play: give --midi FILE.mid and/or --script FILE.json");
+    }
     let events = match &job.midi {
         Some(path) => midi_events(path, job.rate)?,
-        None => bail!("nothing to play: give --midi FILE.mid"),
+        None => Vec::new(),
     };
     let mut config = RealmConfig::load(&job.realm).map_err(anyhow::Error::new)?;
     let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
     config.settings.vault = scratch.path().join("vault.json");
     config.settings.socket = scratch.path().join("render.sock");
     config.settings.sample_rate = job.rate;
+    // Only the script asked for plays, not the realm's scripts folder.
+    config.settings.scripts_dir = scratch.path().join("scripts");
+    std::fs::create_dir_all(&config.settings.scripts_dir)
+        .context("cannot create a temporary folder")?;
+    if let Some(script) = &job.script {
+        let name = script
+            .file_name()
+            .with_context(|| format!("{} is not a file", script.display()))?;
+        let text = std::fs::read_to_string(script)
+            .with_context(|| format!("cannot read the script {}", script.display()))?;
+        if let Err(errors) = timeseq::Engine::load(&text, job.rate as f32) {
+            bail!(
+                "{} is not a valid TimeSeq script:\n{errors}",
+                script.display()
+            );
+        }
+        std::fs::write(config.settings.scripts_dir.join(name), text)
+            .context("cannot copy the script")?;
+    }
     let block = config.settings.block_size;
     let (handle, mut core) = engine::engine(engine::EngineConfig {
         sample_rate: job.rate,
@@ -130,7 +157,7 @@ pub fn render(job: &Job) -> Result<f64> {
     realm::ports::install(ports.clone());
     let mut realm = Realm::new(config, handle).map_err(anyhow::Error::new)?;
     let inputs = ports.input_slots();
-    if inputs.is_empty() {
+    if job.midi.is_some() && inputs.is_empty() {
         bail!(
             "{} has no input port imp to play the MIDI file into; add a `midi_port` imp with \
              config = {{ direction = \"in\" }} wired to what should play it",

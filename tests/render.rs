@@ -99,3 +99,64 @@ fn render_writes_the_notes_of_a_midi_file_at_their_times_and_pitches() {
     assert!(soundfont::rms(&left[at(1.7)..]) < 1e-5);
     assert!(soundfont::rms(&left[at(0.1)..at(0.45)]) > 0.02);
 }
+
+/// A TimeSeq script: A4 (0.75 V on output 2) gated by output 3 for 0.5 s,
+/// once.
+const SCRIPT: &str = r#"{
+  "type": "not-things_timeseq_script",
+  "version": "1.2.0",
+  "timelines": [{ "lanes": [{ "auto-start": true, "segments": [
+    { "duration": { "millis": 500 }, "actions": [
+      { "timing": "start", "set-value": { "output": 2, "value": 0.75 } },
+      { "timing": "start", "set-value": { "output": 3, "value": 10 } },
+      { "timing": "end", "set-value": { "output": 3, "value": 0 } } ] } ] }] }]
+}"#;
+
+#[test]
+fn render_plays_a_timeseq_script_into_the_synth() {
+    let dir = Daemon::prepare(&["timeseq_player", "fluidsynth"]);
+    let font = dir.path().join("test.sf2");
+    soundfont::write(&font);
+    std::fs::write(
+        dir.path().join("realm.toml"),
+        format!(
+            "[realm]\nlibrary_dir = \"libs\"\n\n\
+             [imps.synth]\nlibrary = \"fluidsynth\"\n\
+             config = {{ soundfont = {font:?}, gain = 1.0, reverb = {{ on = false }} }}\n"
+        ),
+    )
+    .unwrap();
+    let script = dir.path().join("a4.json");
+    std::fs::write(&script, SCRIPT).unwrap();
+    let wav = dir.path().join("a4.wav");
+    let out = Command::new(binary())
+        .args(["render", "--realm"])
+        .arg(dir.path().join("realm.toml"))
+        .arg("--script")
+        .arg(&script)
+        .args(["--seconds", "1", "--float", "--out"])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = hound::WavReader::open(&wav).unwrap();
+    let samples: Vec<f32> = reader.samples::<f32>().map(Result::unwrap).collect();
+    let left: Vec<f32> = samples.chunks(2).map(|c| c[0]).collect();
+    let rate = 48_000.0;
+    let at = |s: f64| (s * rate) as usize;
+    let onset = left
+        .iter()
+        .position(|s| s.abs() > 1e-6)
+        .expect("the script plays");
+    assert!(onset <= 32, "the note starts with the script: {onset}");
+    let f = soundfont::frequency(&left[at(0.1)..at(0.45)], rate);
+    assert!((f / 440.0 - 1.0).abs() < 0.01, "0.75 V is A4: {f} Hz");
+    assert!(
+        soundfont::rms(&left[at(0.7)..]) < 1e-5,
+        "the gate closed at 0.5 s"
+    );
+}
