@@ -432,10 +432,17 @@ fn a_jack_server_that_goes_away_and_comes_back() {
         wait_log(&d, "the JACK server went away", round + 1);
         // The realm carries on, on the internal clock.
         let cycles = s["engine"]["cycles"].as_u64().unwrap();
-        let before = total(&s);
+        // Note-ons only: the note-off that ends what the port was playing
+        // when the server went away may still be on its way to the count.
+        let note_ons = |s: &serde_json::Value| {
+            imp_of(s, "mon")["status"]["counts"]["note_on"]
+                .as_u64()
+                .unwrap_or(0)
+        };
+        let before = note_ons(&s);
         d.send("mon", &["90", "40", "40"]);
         let s = d.wait_for("the monitor to count on the internal clock", |s| {
-            total(s) == before + 1
+            note_ons(s) == before + 1
         });
         assert!(s["engine"]["cycles"].as_u64().unwrap() > cycles);
         assert!(
