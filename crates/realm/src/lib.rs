@@ -6,6 +6,7 @@
 //! their data in the vault, and wires their RT parts into the engine.
 
 pub mod config;
+pub mod diff;
 mod host;
 pub mod loader;
 pub mod ports;

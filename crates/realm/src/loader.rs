@@ -147,6 +147,15 @@ pub fn library_file_name(library: &str) -> String {
     )
 }
 
+/// The library a file in the library directory belongs to, if it is one.
+pub fn library_of(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let stem = file
+        .strip_prefix(std::env::consts::DLL_PREFIX)?
+        .strip_suffix(std::env::consts::DLL_SUFFIX)?;
+    Some(stem.to_string())
+}
+
 /// Number of library builds mapped in this process.
 pub fn loaded_builds() -> u64 {
     LOADED_BUILDS.load(Ordering::Relaxed)

@@ -1000,53 +1000,39 @@ impl Realm {
         let old = std::mem::replace(&mut self.config, new.clone());
         // These are fixed while running: the engine, watcher, vault and
         // socket were set up with them.
-        let fixed = |s: &crate::config::Settings| {
-            (
-                s.sample_rate,
-                s.block_size,
-                s.library_dir.clone(),
-                s.vault.clone(),
-                s.socket.clone(),
-            )
-        };
-        if fixed(&old.settings) != fixed(&new.settings) {
+        let restart_only = crate::diff::restart_only_changes(&old.settings, &new.settings);
+        if !restart_only.is_empty() {
             tracing::warn!(
-                "changes to sample_rate, block_size, library_dir, vault or socket take effect at the next start"
+                "changes to {} take effect at the next start",
+                restart_only.join(", ")
             );
             let s = &mut self.config.settings;
-            (
-                s.sample_rate,
-                s.block_size,
-                s.library_dir,
-                s.vault,
-                s.socket,
-            ) = fixed(&old.settings);
+            s.sample_rate = old.settings.sample_rate;
+            s.block_size = old.settings.block_size;
+            s.library_dir = old.settings.library_dir.clone();
+            s.vault = old.settings.vault.clone();
+            s.socket = old.settings.socket.clone();
         }
         if old.settings.tempo != new.settings.tempo {
             let _ = self.engine.set_tempo(new.settings.tempo);
         }
-        let removed: Vec<String> = self
+        let running: BTreeMap<String, ImpSpec> = self
             .imps
             .iter()
-            .filter(|(n, s)| {
-                new.imps
-                    .get(*n)
-                    .is_none_or(|spec| spec.library != s.spec.library)
-            })
-            .map(|(n, _)| n.clone())
+            .map(|(n, s)| (n.clone(), s.spec.clone()))
             .collect();
-        for n in &removed {
+        let diff = crate::diff::ImpDiff::between(&running, &new.imps);
+        for n in &diff.removed {
             self.remove_imp(n);
         }
+        for (n, spec) in diff.added {
+            self.add_imp(&n, spec);
+        }
         let mut reconfigured = Vec::new();
-        for (n, spec) in &new.imps {
-            match self.imps.get_mut(n) {
-                None => self.add_imp(n, spec.clone()),
-                Some(s) if s.spec != *spec => {
-                    let old_spec = std::mem::replace(&mut s.spec, spec.clone());
-                    reconfigured.push((n.clone(), old_spec));
-                }
-                Some(_) => {}
+        for (n, spec) in diff.reconfigured {
+            if let Some(s) = self.imps.get_mut(&n) {
+                let old_spec = std::mem::replace(&mut s.spec, spec);
+                reconfigured.push((n, old_spec));
             }
         }
         for (n, old_spec) in reconfigured {
@@ -1722,13 +1708,4 @@ fn realm_settle(reconcile_ms: u64) -> Duration {
 fn file_ino(path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| m.ino())
-}
-
-/// The library a file in the library directory belongs to, if it is one.
-pub fn library_of(path: &Path) -> Option<String> {
-    let file = path.file_name()?.to_str()?;
-    let stem = file
-        .strip_prefix(std::env::consts::DLL_PREFIX)?
-        .strip_suffix(std::env::consts::DLL_SUFFIX)?;
-    Some(stem.to_string())
 }

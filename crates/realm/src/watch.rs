@@ -9,7 +9,8 @@
 //! watches it again (saying so in the log) and reports every library file
 //! already in it, so a build that landed meanwhile is not missed.
 
-use crate::supervisor::{library_of, Message};
+use crate::loader::library_of;
+use crate::supervisor::Message;
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
