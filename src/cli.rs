@@ -414,39 +414,42 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    let uptime = v["uptime_s"].as_f64().unwrap_or(0.0) as u64;
+    let s: realm::status::Status = serde_json::from_value(v).context(
+        "the daemon answered with a status this impresario does not read (another version?)",
+    )?;
+    let uptime = s.uptime_s as u64;
     println!(
         "impresario (pid {}) up {}h {:02}m {:02}s, realm {}",
-        v["pid"],
+        s.pid,
         uptime / 3600,
         uptime / 60 % 60,
         uptime % 60,
-        v["realm"].as_str().unwrap_or("?")
+        s.realm.display()
     );
-    if let Some(e) = v["realm_error"].as_str() {
+    if let Some(e) = &s.realm_error {
         println!("realm.toml edit REJECTED (the running realm is kept): {e}");
     }
     println!(
         "{:<14} {:<12} {:<22} {:<8} {:>7}  LAST ERROR",
         "IMP", "LIBRARY", "BUILD", "STATE", "RELOADS"
     );
-    for imp in v["imps"].as_array().into_iter().flatten() {
+    for imp in &s.imps {
         println!(
             "{:<14} {:<12} {:<22} {:<8} {:>7}  {}",
-            imp["name"].as_str().unwrap_or("?"),
-            imp["library"].as_str().unwrap_or("?"),
-            imp["build_id"].as_str().unwrap_or("-"),
-            imp["state"].as_str().unwrap_or("?"),
-            imp["reload_count"].as_u64().unwrap_or(0),
-            imp["last_error"].as_str().unwrap_or("-"),
+            imp.name,
+            imp.library,
+            imp.build_id.as_deref().unwrap_or("-"),
+            imp.state.word(),
+            imp.reload_count,
+            imp.last_error.as_deref().unwrap_or("-"),
         );
     }
-    for script in v["scripts"]["files"].as_array().into_iter().flatten() {
-        if let Some(errors) = script["error"]["errors"].as_array() {
+    for script in &s.scripts.files {
+        if let Some(errors) = script.error.as_ref().and_then(|e| e["errors"].as_array()) {
             println!(
                 "script {} REFUSED ({}): {}",
-                script["file"].as_str().unwrap_or("?"),
-                if script["playing"] == true {
+                script.file.display(),
+                if script.playing {
                     "the previous version keeps playing"
                 } else {
                     "not playing"
@@ -459,23 +462,23 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
             );
         }
     }
-    let e = &v["engine"];
+    let e = &s.engine;
     println!(
         "engine: {} Hz / {} frames, {} cycles, slowest {:.1} µs ({:.1}% of a block), {} overruns, {} swaps, \
          {} dropped events, queue high-water {}/{} (commands/input), {} allocations on the engine thread",
-        e["sample_rate"],
-        e["block_size"],
-        e["cycles"],
-        e["slowest_cycle_us"].as_f64().unwrap_or(0.0),
-        e["slowest_cycle_load"].as_f64().unwrap_or(0.0) * 100.0,
-        e["overruns"],
-        e["swaps"],
-        e["dropped_events"],
-        e["command_queue_high_water"],
-        e["input_queue_high_water"],
-        e["alloc_violations"],
+        e.sample_rate,
+        e.block_size,
+        e.cycles,
+        e.slowest_cycle_us,
+        e.slowest_cycle_load * 100.0,
+        e.overruns,
+        e.swaps,
+        e.dropped_events,
+        e.command_queue_high_water,
+        e.input_queue_high_water,
+        e.alloc_violations,
     );
-    let db = |x: f64| {
+    let db = |x: f32| {
         if x > 0.0 {
             format!("{:.1} dBFS", 20.0 * x.log10())
         } else {
@@ -484,19 +487,20 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
     };
     println!(
         "audio out: peak {} since the last status, level {} now",
-        db(e["output_peak"].as_f64().unwrap_or(0.0)),
-        db(e["output_rms"].as_f64().unwrap_or(0.0)),
+        db(e.output_peak),
+        db(e.output_rms),
     );
     println!(
         "vault: {} (generation {}){}; {} library builds mapped ({:.1} MB)",
-        v["vault"]["path"].as_str().unwrap_or("?"),
-        v["vault"]["generation"],
-        v["vault"]["last_error"]
-            .as_str()
+        s.vault.path.display(),
+        s.vault.generation,
+        s.vault
+            .last_error
+            .as_deref()
             .map(|e| format!(", LAST WRITE FAILED: {e}"))
             .unwrap_or_default(),
-        v["loaded_builds"],
-        v["mapped_build_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        s.loaded_builds,
+        s.mapped_build_bytes as f64 / 1e6,
     );
     Ok(())
 }

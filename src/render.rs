@@ -164,14 +164,13 @@ pub fn render(job: &Job) -> Result<f64> {
             job.realm.display()
         );
     }
-    let status = realm.status();
-    for imp in status["imps"].as_array().into_iter().flatten() {
-        if imp["state"] != "thawed" {
+    for imp in realm.status().imps {
+        if imp.state != realm::Lifecycle::Thawed {
             tracing::warn!(
                 "imp {} is {} ({}); the render goes on without it",
-                imp["name"].as_str().unwrap_or("?"),
-                imp["state"].as_str().unwrap_or("?"),
-                imp["last_error"].as_str().unwrap_or("no error")
+                imp.name,
+                imp.state.word(),
+                imp.last_error.as_deref().unwrap_or("no error")
             );
         }
     }

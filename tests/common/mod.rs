@@ -145,6 +145,13 @@ impl Daemon {
         serde_json::from_slice(&out.stdout).ok()
     }
 
+    /// `status --json` read into the daemon's own status types, or `None`
+    /// when the daemon does not answer.
+    pub fn try_typed_status(&self) -> Option<realm::status::Status> {
+        let v = self.try_status()?;
+        Some(serde_json::from_value(v).expect("the status has the daemon's shape"))
+    }
+
     pub fn status(&self) -> Value {
         self.try_status()
             .unwrap_or_else(|| panic!("daemon does not answer; log:\n{}", self.log_text()))
@@ -201,9 +208,9 @@ impl Daemon {
         if self.allocations_expected {
             return;
         }
-        if let Some(s) = self.try_status() {
+        if let Some(s) = self.try_typed_status() {
             assert_eq!(
-                s["engine"]["alloc_violations"],
+                s.engine.alloc_violations,
                 0,
                 "allocations on the engine thread; log:\n{}",
                 self.log_text()

@@ -15,6 +15,7 @@ pub use config::{ConfigError, RealmConfig};
 pub use loader::{CallError, ImpHandle, Library, LoadError};
 pub mod control;
 pub mod protocol;
+pub mod status;
 pub mod supervisor;
 pub mod watch;
 

@@ -20,9 +20,11 @@ use crate::loader::{
     library_file_name, loaded_builds, loaded_bytes, CallError, ImpHandle, Library, LibraryImage,
 };
 use crate::protocol::{Reply, Request};
+use crate::status::{
+    EngineStatus, ImpStatus, LibraryStatus, ScriptStatus, ScriptsStatus, Status, VaultStatus,
+};
 use engine::{EngineHandle, Routing, Wire, MAX_SLOTS};
 use imp::RtEvent;
-use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,19 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vault::{ImpEntry, LibraryEntry, Vault};
 
-/// Where an imp is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Lifecycle {
-    /// Its library is not loaded (not built yet, or refused).
-    Missing,
-    /// Created, holding no resources, receiving no events.
-    Frozen,
-    /// Running.
-    Thawed,
-    /// It panicked; retried on the next build of its library.
-    Failed,
-}
+pub use crate::status::Lifecycle;
 
 struct ImpState {
     spec: ImpSpec,
@@ -1418,7 +1408,10 @@ impl Realm {
     /// Answers one control request. Control thread.
     pub fn handle(&mut self, request: Request) -> Reply {
         match request {
-            Request::Status => Reply::Ok(self.status()),
+            Request::Status => match serde_json::to_value(self.status()) {
+                Ok(v) => Reply::Ok(v),
+                Err(e) => Reply::Error(format!("cannot encode the status: {e}")),
+            },
             Request::Reload { imp } => {
                 let Some(s) = self.imps.get(&imp) else {
                     return Reply::Error(format!(
@@ -1472,103 +1465,103 @@ impl Realm {
     }
 
     /// Everything `impresario status` shows.
-    pub fn status(&self) -> Value {
-        let imps: Vec<Value> = self
+    pub fn status(&self) -> Status {
+        let imps = self
             .imps
             .iter()
-            .map(|(n, s)| {
-                let build = s
+            .map(|(n, s)| ImpStatus {
+                name: n.clone(),
+                library: s.spec.library.clone(),
+                build_id: s
                     .handle
                     .as_ref()
-                    .map(|h| h.library().build_id().to_string());
-                json!({
-                    "name": n,
-                    "library": s.spec.library,
-                    "build_id": build,
-                    "state": s.lifecycle,
-                    "reload_count": s.reload_count,
-                    "last_error": s.last_error,
-                    "status": s.status,
-                })
+                    .map(|h| h.library().build_id().to_string()),
+                state: s.lifecycle,
+                reload_count: s.reload_count,
+                last_error: s.last_error.clone(),
+                status: s.status.clone(),
             })
             .collect();
-        let libraries: BTreeMap<&String, Value> = self
+        let libraries = self
             .libraries
             .iter()
             .map(|(n, l)| {
                 (
-                    n,
-                    json!({
-                        "build_id": l.current.as_ref().map(|c| c.build_id()),
-                        "reloads": l.reloads,
-                        "identical_skipped": l.identical_skipped,
-                        "last_error": l.last_error,
-                    }),
+                    n.clone(),
+                    LibraryStatus {
+                        build_id: l.current.as_ref().map(|c| c.build_id().to_string()),
+                        reloads: l.reloads,
+                        identical_skipped: l.identical_skipped,
+                        last_error: l.last_error.clone(),
+                    },
                 )
             })
             .collect();
         let e = self.engine.stats();
-        let scripts: Vec<Value> = self
+        let files = self
             .scripts
             .iter()
-            .map(|(stem, s)| {
-                json!({
-                    "name": stem,
-                    "imp": script_imp(stem),
-                    "file": s.path,
-                    // `invalid`: the newest version was refused (a
-                    // previous one may still play: `playing`).
-                    "state": if s.error.is_some() { "invalid" } else if s.live.is_some() { "playing" } else { "waiting" },
-                    "playing": s.live.is_some(),
-                    "versions": s.versions,
-                    "error": s.error,
-                })
+            .map(|(stem, s)| ScriptStatus {
+                name: stem.clone(),
+                imp: script_imp(stem),
+                file: s.path.clone(),
+                state: if s.error.is_some() {
+                    "invalid"
+                } else if s.live.is_some() {
+                    "playing"
+                } else {
+                    "waiting"
+                }
+                .to_string(),
+                playing: s.live.is_some(),
+                versions: s.versions,
+                error: s.error.clone(),
             })
             .collect();
         let vault_health = self.vault.health();
-        json!({
-            "scripts": {
-                "dir": self.file_config.settings.scripts_dir,
-                "files": scripts,
+        Status {
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            pid: std::process::id(),
+            reconcile_ticks: self.ticks,
+            realm: self.config.path.clone(),
+            realm_error: self.realm_error.clone(),
+            imps,
+            libraries,
+            loaded_builds: loaded_builds(),
+            mapped_build_bytes: loaded_bytes(),
+            vault: VaultStatus {
+                path: self.vault.path().to_path_buf(),
+                generation: self.vault.generation(),
+                dirty: self.vault.is_dirty(),
+                last_error: vault_health.last_error,
+                failing: vault_health.failing,
+                failed_attempts: vault_health.failed_attempts,
+                retry_in_ms: vault_health.retry_in_ms,
+                writes: vault_health.writes,
+                writing: vault_health.writing,
             },
-            "uptime_s": self.started.elapsed().as_secs_f64(),
-            "pid": std::process::id(),
-            "reconcile_ticks": self.ticks,
-            "realm": self.config.path,
-            "realm_error": self.realm_error,
-            "imps": imps,
-            "libraries": libraries,
-            "loaded_builds": loaded_builds(),
-            "mapped_build_bytes": loaded_bytes(),
-            "vault": {
-                "path": self.vault.path(),
-                "generation": self.vault.generation(),
-                "dirty": self.vault.is_dirty(),
-                "last_error": vault_health.last_error,
-                "failing": vault_health.failing,
-                "failed_attempts": vault_health.failed_attempts,
-                "retry_in_ms": vault_health.retry_in_ms,
-                "writes": vault_health.writes,
-                "writing": vault_health.writing,
+            engine: EngineStatus {
+                sample_rate: self.engine.config().sample_rate,
+                block_size: self.engine.config().block_size,
+                cycles: e.cycles,
+                slowest_cycle_us: e.slowest_cycle_ns as f64 / 1e3,
+                slowest_cycle_load: e.slowest_cycle_load,
+                overruns: e.overruns,
+                swaps: e.swaps,
+                dropped_events: e.dropped_events,
+                note_offs_sent: e.note_offs_sent,
+                command_queue_high_water: e.command_queue_high_water,
+                input_queue_high_water: e.input_queue_high_water,
+                alloc_violations: e.alloc_violations,
+                allocations_in_panics: e.allocations_in_panics,
+                output_peak: e.output_peak,
+                output_rms: e.output_rms,
             },
-            "engine": {
-                "sample_rate": self.engine.config().sample_rate,
-                "block_size": self.engine.config().block_size,
-                "cycles": e.cycles,
-                "slowest_cycle_us": e.slowest_cycle_ns as f64 / 1e3,
-                "slowest_cycle_load": e.slowest_cycle_load,
-                "overruns": e.overruns,
-                "swaps": e.swaps,
-                "dropped_events": e.dropped_events,
-                "note_offs_sent": e.note_offs_sent,
-                "command_queue_high_water": e.command_queue_high_water,
-                "input_queue_high_water": e.input_queue_high_water,
-                "alloc_violations": e.alloc_violations,
-                "allocations_in_panics": e.allocations_in_panics,
-                "output_peak": e.output_peak,
-                "output_rms": e.output_rms,
+            scripts: ScriptsStatus {
+                dir: self.file_config.settings.scripts_dir.clone(),
+                files,
             },
-        })
+        }
     }
 
     /// Freezes every imp (ending their notes), saves their data and the vault.
