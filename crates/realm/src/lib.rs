@@ -8,6 +8,7 @@
 pub mod config;
 pub mod diff;
 mod host;
+mod imp_state;
 pub mod loader;
 pub mod ports;
 

@@ -33,49 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vault::{ImpEntry, LibraryEntry, Vault};
 
+use crate::imp_state::{FileStamp, ImpState, LibState};
 pub use crate::status::Lifecycle;
-
-struct ImpState {
-    spec: ImpSpec,
-    handle: Option<ImpHandle>,
-    lifecycle: Lifecycle,
-    slot: usize,
-    has_rt: bool,
-    reload_count: u64,
-    last_error: Option<String>,
-    status: Value,
-}
-
-#[derive(Default)]
-struct LibState {
-    current: Option<Arc<Library>>,
-    last_error: Option<String>,
-    reloads: u64,
-    /// Reloads skipped because the file held the build already live.
-    identical_skipped: u64,
-    /// The file that was last refused (not tried again until it changes).
-    refused: Option<FileStamp>,
-}
-
-/// What tells one version of a file from the next without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FileStamp {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    ino: u64,
-}
-
-impl FileStamp {
-    fn of(path: &Path) -> Option<FileStamp> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            len: m.len(),
-            modified: m.modified().ok(),
-            ino: m.ino(),
-        })
-    }
-}
 
 /// One `*.json` of the scripts folder.
 #[derive(Default)]
