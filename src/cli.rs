@@ -67,27 +67,7 @@ enum Command {
     /// `--script FILE.json` plays a TimeSeq script as one of its sequencers
     /// (`impresario render --realm realm.toml --midi song.mid --seconds 30
     /// --out song.wav`).
-    Render {
-        /// A Standard MIDI File to play into the realm's input port imps.
-        #[arg(long, value_name = "FILE.mid")]
-        midi: Option<PathBuf>,
-        /// A TimeSeq script to play as a sequencer of the realm (into
-        /// `synth`, or as its `[scripts.<name>]` table says).
-        #[arg(long, value_name = "FILE.json")]
-        script: Option<PathBuf>,
-        /// How many seconds to render.
-        #[arg(long, value_name = "N")]
-        seconds: f64,
-        /// The WAV file to write.
-        #[arg(long, value_name = "FILE.wav")]
-        out: PathBuf,
-        /// Sample rate: 44100 or 48000.
-        #[arg(long, default_value_t = 48_000)]
-        rate: u32,
-        /// Write 32-bit float samples (default: 16-bit integers).
-        #[arg(long)]
-        float: bool,
-    },
+    Render(crate::render::RenderArgs),
     /// List the MIDI ports each backend sees (ALSA and JACK), with the
     /// names to use as `connect` patterns in realm.toml.
     Ports,
@@ -176,29 +156,18 @@ pub fn main() -> ExitCode {
         Command::Stop => simple(&realm_path, Request::Shutdown),
         Command::Ports => ports(),
         Command::Seq { command } => seq(&realm_path, command),
-        Command::Render {
-            midi,
-            script,
-            seconds,
-            out,
-            rate,
-            float,
-        } => {
+        Command::Render(args) => {
             init_logging();
             let job = crate::render::Job {
                 realm: realm_path.clone(),
-                midi,
-                script,
-                seconds,
-                out,
-                rate,
-                float,
+                args,
             };
             crate::render::render(&job).map(|took| {
                 println!(
-                    "rendered {seconds:.1} s into {} in {took:.2} s ({:.0}x real time)",
-                    job.out.display(),
-                    seconds / took.max(1e-9)
+                    "rendered {:.1} s into {} in {took:.2} s ({:.0}x real time)",
+                    job.args.seconds,
+                    job.args.out.display(),
+                    job.args.seconds / took.max(1e-9)
                 );
             })
         }

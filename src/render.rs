@@ -20,22 +20,36 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What to render.
+/// What to render: the command line's options.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RenderArgs {
+    /// A Standard MIDI File to play into the realm's input port imps.
+    #[arg(long, value_name = "FILE.mid")]
+    pub midi: Option<PathBuf>,
+    /// A TimeSeq script to play as a sequencer of the realm (into `synth`,
+    /// or as its `[scripts.<name>]` table says).
+    #[arg(long, value_name = "FILE.json")]
+    pub script: Option<PathBuf>,
+    /// How many seconds to render.
+    #[arg(long, value_name = "N")]
+    pub seconds: f64,
+    /// The WAV file to write.
+    #[arg(long, value_name = "FILE.wav")]
+    pub out: PathBuf,
+    /// Sample rate: 44100 or 48000.
+    #[arg(long, default_value_t = 48_000)]
+    pub rate: u32,
+    /// Write 32-bit float samples (default: 16-bit integers).
+    #[arg(long)]
+    pub float: bool,
+}
+
+/// A render: the realm file and what to render from it.
 pub struct Job {
     /// The realm file.
     pub realm: PathBuf,
-    /// A Standard MIDI File to play into the realm's input ports.
-    pub midi: Option<PathBuf>,
-    /// A TimeSeq script to play as a sequencer of the realm.
-    pub script: Option<PathBuf>,
-    /// Length of the render, in seconds.
-    pub seconds: f64,
-    /// The WAV file to write.
-    pub out: PathBuf,
-    /// Sample rate of the render (44100 or 48000).
-    pub rate: u32,
-    /// 32-bit float samples instead of 16-bit integers.
-    pub float: bool,
+    /// What to render.
+    pub args: RenderArgs,
 }
 
 /// A timed MIDI message.
@@ -107,38 +121,41 @@ pub fn midi_events(path: &Path, rate: u32) -> Result<Vec<Timed>> {
 
 /// Runs the job; returns the seconds of wall time it took.
 pub fn render(job: &Job) -> Result<f64> {
-    if !(job.seconds > 0.0 && job.seconds <= 24.0 * 3600.0) {
+    if !(job.args.seconds > 0.0 && job.args.seconds <= 24.0 * 3600.0) {
         bail!(
             "--seconds {} is out of range; use more than 0 and at most a day",
-            job.seconds
+            job.args.seconds
         );
     }
-    if job.rate != 44_100 && job.rate != 48_000 {
-        bail!("--rate {} is not offered; use 44100 or 48000", job.rate);
+    if job.args.rate != 44_100 && job.args.rate != 48_000 {
+        bail!(
+            "--rate {} is not offered; use 44100 or 48000",
+            job.args.rate
+        );
     }
-    if job.midi.is_none() && job.script.is_none() {
+    if job.args.midi.is_none() && job.args.script.is_none() {
         bail!("nothing to play: give --midi FILE.mid and/or --script FILE.json");
     }
-    let events = match &job.midi {
-        Some(path) => midi_events(path, job.rate)?,
+    let events = match &job.args.midi {
+        Some(path) => midi_events(path, job.args.rate)?,
         None => Vec::new(),
     };
     let mut config = RealmConfig::load(&job.realm).map_err(anyhow::Error::new)?;
     let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
     config.settings.vault = scratch.path().join("vault.json");
     config.settings.socket = scratch.path().join("render.sock");
-    config.settings.sample_rate = job.rate;
+    config.settings.sample_rate = job.args.rate;
     // Only the script asked for plays, not the realm's scripts folder.
     config.settings.scripts_dir = scratch.path().join("scripts");
     std::fs::create_dir_all(&config.settings.scripts_dir)
         .context("cannot create a temporary folder")?;
-    if let Some(script) = &job.script {
+    if let Some(script) = &job.args.script {
         let name = script
             .file_name()
             .with_context(|| format!("{} is not a file", script.display()))?;
         let text = std::fs::read_to_string(script)
             .with_context(|| format!("cannot read the script {}", script.display()))?;
-        if let Err(errors) = timeseq::Engine::load(&text, job.rate as f32) {
+        if let Err(errors) = timeseq::Engine::load(&text, job.args.rate as f32) {
             bail!(
                 "{} is not a valid TimeSeq script:\n{errors}",
                 script.display()
@@ -149,7 +166,7 @@ pub fn render(job: &Job) -> Result<f64> {
     }
     let block = config.settings.block_size;
     let (handle, mut core) = engine::engine(engine::EngineConfig {
-        sample_rate: job.rate,
+        sample_rate: job.args.rate,
         block_size: block,
         tempo_bpm: config.settings.tempo,
     });
@@ -157,7 +174,7 @@ pub fn render(job: &Job) -> Result<f64> {
     realm::ports::install(ports.clone());
     let mut realm = Realm::new(config, handle).map_err(anyhow::Error::new)?;
     let inputs = ports.input_slots();
-    if job.midi.is_some() && inputs.is_empty() {
+    if job.args.midi.is_some() && inputs.is_empty() {
         bail!(
             "{} has no input port imp to play the MIDI file into; add a `midi_port` imp with \
              config = {{ direction = \"in\" }} wired to what should play it",
@@ -177,18 +194,18 @@ pub fn render(job: &Job) -> Result<f64> {
 
     let spec = hound::WavSpec {
         channels: 2,
-        sample_rate: job.rate,
-        bits_per_sample: if job.float { 32 } else { 16 },
-        sample_format: if job.float {
+        sample_rate: job.args.rate,
+        bits_per_sample: if job.args.float { 32 } else { 16 },
+        sample_format: if job.args.float {
             hound::SampleFormat::Float
         } else {
             hound::SampleFormat::Int
         },
     };
-    let mut wav = hound::WavWriter::create(&job.out, spec)
-        .with_context(|| format!("cannot write {}", job.out.display()))?;
-    let total = (job.seconds * job.rate as f64).round() as u64;
-    let progress = std::io::stderr().is_terminal() && job.seconds >= 10.0;
+    let mut wav = hound::WavWriter::create(&job.args.out, spec)
+        .with_context(|| format!("cannot write {}", job.args.out.display()))?;
+    let total = (job.args.seconds * job.args.rate as f64).round() as u64;
+    let progress = std::io::stderr().is_terminal() && job.args.seconds >= 10.0;
     let started = Instant::now();
     let mut next = 0usize;
     let mut pos = 0u64;
@@ -210,7 +227,7 @@ pub fn render(job: &Job) -> Result<f64> {
                 left.get(i).copied().unwrap_or(0.0),
                 right.get(i).copied().unwrap_or(0.0),
             );
-            if job.float {
+            if job.args.float {
                 wav.write_sample(l)?;
                 wav.write_sample(r)?;
             } else {
@@ -227,8 +244,8 @@ pub fn render(job: &Job) -> Result<f64> {
             if progress {
                 eprint!(
                     "\rrendering {:.1} s of {:.1} s ({:.0}%)",
-                    pos as f64 / job.rate as f64,
-                    job.seconds,
+                    pos as f64 / job.args.rate as f64,
+                    job.args.seconds,
                     100.0 * pos as f64 / total as f64
                 );
             }
@@ -238,7 +255,7 @@ pub fn render(job: &Job) -> Result<f64> {
         eprintln!();
     }
     wav.finalize()
-        .with_context(|| format!("cannot finish {}", job.out.display()))?;
+        .with_context(|| format!("cannot finish {}", job.args.out.display()))?;
     realm.shutdown();
     core.all_notes_off();
     Ok(started.elapsed().as_secs_f64())

@@ -37,31 +37,31 @@ fn write_midi(path: &std::path::Path) {
     std::fs::write(path, file).unwrap();
 }
 
-#[test]
-fn render_writes_the_notes_of_a_midi_file_at_their_times_and_pitches() {
-    let dir = Daemon::prepare(&["midi_port", "fluidsynth"]);
-    let font = dir.path().join("test.sf2");
+/// A realm in `dir` whose synth is the FluidSynth imp with the test's
+/// SoundFont, `body` before it.
+fn write_realm(dir: &std::path::Path, body: &str) {
+    let font = dir.join("test.sf2");
     soundfont::write(&font);
     std::fs::write(
-        dir.path().join("realm.toml"),
+        dir.join("realm.toml"),
         format!(
-            "[realm]\nlibrary_dir = \"libs\"\n\n\
-             [imps.keys]\nlibrary = \"midi_port\"\nconfig = {{ direction = \"in\" }}\n\n\
+            "[realm]\nlibrary_dir = \"libs\"\n\n{body}\
              [imps.synth]\nlibrary = \"fluidsynth\"\n\
-             config = {{ soundfont = {font:?}, gain = 1.0, reverb = {{ on = false }} }}\n\n\
-             [[wires]]\nfrom = \"keys\"\nto = \"synth\"\n"
+             config = {{ soundfont = {font:?}, gain = 1.0, reverb = {{ on = false }} }}\n"
         ),
     )
     .unwrap();
-    let midi = dir.path().join("song.mid");
-    write_midi(&midi);
-    let wav = dir.path().join("song.wav");
+}
+
+/// Runs `impresario render` on the realm in `dir` with `args` into a float
+/// WAV; returns what the command printed and the left channel.
+fn render(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> (String, Vec<f32>) {
+    let wav = dir.join("out.wav");
     let out = Command::new(binary())
         .args(["render", "--realm"])
-        .arg(dir.path().join("realm.toml"))
-        .arg("--midi")
-        .arg(&midi)
-        .args(["--seconds", "2", "--float", "--out"])
+        .arg(dir.join("realm.toml"))
+        .args(args)
+        .args(["--float", "--out"])
         .arg(&wav)
         .output()
         .unwrap();
@@ -70,18 +70,40 @@ fn render_writes_the_notes_of_a_midi_file_at_their_times_and_pitches() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let said = String::from_utf8_lossy(&out.stdout);
+    let mut reader = hound::WavReader::open(&wav).unwrap();
+    let spec = reader.spec();
+    assert_eq!((spec.channels, spec.sample_rate), (2, 48_000));
+    let samples: Vec<f32> = reader.samples::<f32>().map(Result::unwrap).collect();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        samples.chunks(2).map(|c| c[0]).collect(),
+    )
+}
+
+#[test]
+fn render_writes_the_notes_of_a_midi_file_at_their_times_and_pitches() {
+    let dir = Daemon::prepare(&["midi_port", "fluidsynth"]);
+    write_realm(
+        dir.path(),
+        "[imps.keys]\nlibrary = \"midi_port\"\nconfig = { direction = \"in\" }\n\n\
+         [[wires]]\nfrom = \"keys\"\nto = \"synth\"\n\n",
+    );
+    let midi = dir.path().join("song.mid");
+    write_midi(&midi);
+    let (said, left) = render(
+        dir.path(),
+        &[
+            "--midi".as_ref(),
+            midi.as_os_str(),
+            "--seconds".as_ref(),
+            "2".as_ref(),
+        ],
+    );
     assert!(said.contains("real time"), "{said}");
     assert!(
         !dir.path().join("vault.json").exists(),
         "a render leaves the realm's vault alone"
     );
-
-    let mut reader = hound::WavReader::open(&wav).unwrap();
-    let spec = reader.spec();
-    assert_eq!((spec.channels, spec.sample_rate), (2, 48_000));
-    let samples: Vec<f32> = reader.samples::<f32>().map(Result::unwrap).collect();
-    let left: Vec<f32> = samples.chunks(2).map(|c| c[0]).collect();
     assert_eq!(left.len(), 96_000, "exactly 2 s");
     let rate = 48_000.0;
     let at = |s: f64| (s * rate) as usize;
@@ -115,37 +137,18 @@ const SCRIPT: &str = r#"{
 #[test]
 fn render_plays_a_timeseq_script_into_the_synth() {
     let dir = Daemon::prepare(&["timeseq_player", "fluidsynth"]);
-    let font = dir.path().join("test.sf2");
-    soundfont::write(&font);
-    std::fs::write(
-        dir.path().join("realm.toml"),
-        format!(
-            "[realm]\nlibrary_dir = \"libs\"\n\n\
-             [imps.synth]\nlibrary = \"fluidsynth\"\n\
-             config = {{ soundfont = {font:?}, gain = 1.0, reverb = {{ on = false }} }}\n"
-        ),
-    )
-    .unwrap();
+    write_realm(dir.path(), "");
     let script = dir.path().join("a4.json");
     std::fs::write(&script, SCRIPT).unwrap();
-    let wav = dir.path().join("a4.wav");
-    let out = Command::new(binary())
-        .args(["render", "--realm"])
-        .arg(dir.path().join("realm.toml"))
-        .arg("--script")
-        .arg(&script)
-        .args(["--seconds", "1", "--float", "--out"])
-        .arg(&wav)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (_, left) = render(
+        dir.path(),
+        &[
+            "--script".as_ref(),
+            script.as_os_str(),
+            "--seconds".as_ref(),
+            "1".as_ref(),
+        ],
     );
-    let mut reader = hound::WavReader::open(&wav).unwrap();
-    let samples: Vec<f32> = reader.samples::<f32>().map(Result::unwrap).collect();
-    let left: Vec<f32> = samples.chunks(2).map(|c| c[0]).collect();
     let rate = 48_000.0;
     let at = |s: f64| (s * rate) as usize;
     let onset = left

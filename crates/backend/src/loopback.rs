@@ -151,9 +151,7 @@ impl ClockDriver for LoopbackDriver {
     }
 
     fn stop(&mut self, core: &mut EngineCore, frames: u32) {
-        self.side.apply();
-        core.all_notes_off();
-        self.side.table.close_all();
+        self.side.end_everything(core);
         self.after_cycle(core, frames);
     }
 }

@@ -219,6 +219,15 @@ impl<P> EngineSide<P> {
         self.table.apply(&mut self.changes, &mut self.retired);
     }
 
+    /// The backend stops: pending changes applied, every note the engine
+    /// holds ended, every port closing; the next output written ends what
+    /// the ports hold and retires them. Engine thread; allocation-free.
+    pub fn end_everything(&mut self, core: &mut engine::EngineCore) {
+        self.apply();
+        core.all_notes_off();
+        self.table.close_all();
+    }
+
     /// Retires closing ports (after a cycle's output was written). Engine
     /// thread; allocation-free.
     pub fn retire_closing(&mut self) {
