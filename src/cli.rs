@@ -431,21 +431,21 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
             );
         }
     }
-    let e = &s.engine;
+    let (e, c) = (&s.engine, &s.engine.counters);
     println!(
         "engine: {} Hz / {} frames, {} cycles, slowest {:.1} µs ({:.1}% of a block), {} overruns, {} swaps, \
          {} dropped events, queue high-water {}/{} (commands/input), {} allocations on the engine thread",
         e.sample_rate,
         e.block_size,
-        e.cycles,
+        c.cycles,
         e.slowest_cycle_us,
-        e.slowest_cycle_load * 100.0,
-        e.overruns,
-        e.swaps,
-        e.dropped_events,
-        e.command_queue_high_water,
-        e.input_queue_high_water,
-        e.alloc_violations,
+        c.slowest_cycle_load * 100.0,
+        c.overruns,
+        c.swaps,
+        c.dropped_events,
+        c.command_queue_high_water,
+        c.input_queue_high_water,
+        c.alloc_violations,
     );
     let db = |x: f32| {
         if x > 0.0 {
@@ -456,8 +456,8 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
     };
     println!(
         "audio out: peak {} since the last status, level {} now",
-        db(e.output_peak),
-        db(e.output_rms),
+        db(c.output_peak),
+        db(c.output_rms),
     );
     println!(
         "vault: {} (generation {}){}; {} library builds mapped ({:.1} MB)",

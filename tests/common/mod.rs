@@ -210,7 +210,7 @@ impl Daemon {
         }
         if let Some(s) = self.try_typed_status() {
             assert_eq!(
-                s.engine.alloc_violations,
+                s.engine.counters.alloc_violations,
                 0,
                 "allocations on the engine thread; log:\n{}",
                 self.log_text()

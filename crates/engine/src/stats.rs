@@ -26,8 +26,8 @@ pub struct EngineStats {
     output_rms: std::sync::atomic::AtomicU32,
 }
 
-/// A copy of the counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// A copy of the counters (as `impresario status` shows them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StatsSnapshot {
     /// Cycles run.
     pub cycles: u64,

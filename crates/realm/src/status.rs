@@ -117,39 +117,18 @@ pub struct VaultStatus {
     pub writing: bool,
 }
 
-/// The engine's counters.
+/// The engine's settings and counters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EngineStatus {
     /// Sample rate in Hz.
     pub sample_rate: u32,
     /// Frames per block (JACK: per period).
     pub block_size: u32,
-    /// Cycles run.
-    pub cycles: u64,
     /// The slowest cycle, in µs.
     pub slowest_cycle_us: f64,
-    /// The slowest cycle as a share of its block (1.0 = all of it).
-    pub slowest_cycle_load: f64,
-    /// Cycles longer than their block, or a clock that fell behind.
-    pub overruns: u64,
-    /// RT parts installed or swapped.
-    pub swaps: u64,
-    /// Events dropped because a buffer or queue was full.
-    pub dropped_events: u64,
-    /// Note-offs the engine sent itself (removal, failure, stop).
-    pub note_offs_sent: u64,
-    /// High-water mark of the command queue.
-    pub command_queue_high_water: u64,
-    /// High-water mark of the input queue.
-    pub input_queue_high_water: u64,
-    /// Allocations on the engine thread (must stay 0).
-    pub alloc_violations: u64,
-    /// Allocations while an imp panicked there, counted apart.
-    pub allocations_in_panics: u64,
-    /// Highest output sample since the last status (1.0 = full scale).
-    pub output_peak: f32,
-    /// RMS of the output in the last cycle.
-    pub output_rms: f32,
+    /// The counters.
+    #[serde(flatten)]
+    pub counters: engine::StatsSnapshot,
 }
 
 /// The scripts folder.
