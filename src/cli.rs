@@ -426,6 +426,8 @@ fn run(realm_path: &Path) -> Result<()> {
         realm_path.display(),
         settings.socket.display()
     );
+    let reconcile = std::time::Duration::from_millis(settings.reconcile_ms);
+    crate::service::notify::attach(&mut realm, reconcile);
     realm.run(rx);
     // The realm froze every imp (their notes went out); now stop the clock.
     let stopping = std::time::Instant::now();

@@ -2,6 +2,7 @@
 
 mod cli;
 mod render;
+mod service;
 mod signals;
 
 use engine::alloc_guard::GuardedAllocator;

@@ -8,6 +8,7 @@
 pub mod config;
 mod host;
 pub mod loader;
+pub mod observer;
 pub mod ports;
 
 pub use config::{ConfigError, RealmConfig};
@@ -18,5 +19,6 @@ pub mod supervisor;
 pub mod watch;
 
 pub use host::set_sample_rate;
+pub use observer::{LoopEvent, LoopObserver};
 pub use protocol::{Reply, Request};
 pub use supervisor::{Lifecycle, Message, Realm};

@@ -122,6 +122,7 @@ pub struct Realm {
     pending_libraries: BTreeMap<String, Instant>,
     ticks: u64,
     library_watch: Option<crate::watch::LibraryWatch>,
+    observer: Option<crate::observer::LoopObserver>,
 }
 
 fn err_text(e: &CallError) -> String {
@@ -167,6 +168,7 @@ impl Realm {
             pending_libraries: BTreeMap::new(),
             ticks: 0,
             library_watch: None,
+            observer: None,
         };
         if let vault::OpenReport::Recovered { .. } = report {
             realm.vault_changed_at = Some(Instant::now());
@@ -1004,9 +1006,20 @@ impl Realm {
         self.vault.emergency()
     }
 
+    /// Sets the observer [`Realm::run`] reports its ticks and the start
+    /// of the stop to (see [`crate::observer`]).
+    pub fn set_observer(&mut self, observer: crate::observer::LoopObserver) {
+        self.observer = Some(observer);
+    }
+
     /// One reconcile period's work. Control thread.
     pub fn tick(&mut self) {
         self.ticks += 1;
+        if let Some(observe) = self.observer.as_mut() {
+            observe(crate::observer::LoopEvent::Tick {
+                engine_cycles: self.engine.cycles(),
+            });
+        }
         self.engine.collect_garbage();
         let failures = self.engine.take_failures();
         if failures != 0 {
@@ -1385,6 +1398,9 @@ impl Realm {
                 next_tick =
                     Instant::now() + Duration::from_millis(self.config.settings.reconcile_ms);
             }
+        }
+        if let Some(observe) = self.observer.as_mut() {
+            observe(crate::observer::LoopEvent::Stopping);
         }
         self.shutdown();
     }

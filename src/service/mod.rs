@@ -1,0 +1,3 @@
+//! Running impresario as a service: systemd readiness and watchdog.
+
+pub mod notify;
