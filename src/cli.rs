@@ -91,6 +91,31 @@ enum Command {
         #[command(subcommand)]
         command: TimeseqCommand,
     },
+    /// Run the daemon in the background under systemd: install, remove or
+    /// inspect the user unit (`impresario service install --realm PATH`).
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Write the systemd user unit ($XDG_CONFIG_HOME/systemd/user/impresario.service)
+    /// for this binary and the realm file, and print the next steps and the
+    /// system-wide variant.
+    Install,
+    /// Remove the user unit and its enable link.
+    Uninstall,
+    /// Whether the user unit is installed, enabled and running.
+    Status,
+    /// Print the system-wide unit (for /etc/systemd/system; a dedicated
+    /// music box), running as USER (default: you).
+    SystemUnit {
+        /// The account the daemon runs as.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,6 +189,14 @@ pub fn main() -> ExitCode {
             })
         }
         Command::Timeseq { command } => return timeseq(command),
+        Command::Service { command } => match command {
+            ServiceCommand::Install => crate::service::unit::install(&realm_path),
+            ServiceCommand::Uninstall => crate::service::unit::uninstall(),
+            ServiceCommand::Status => crate::service::unit::status(),
+            ServiceCommand::SystemUnit { user } => {
+                crate::service::unit::print_system_unit(&realm_path, user)
+            }
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,3 +1,4 @@
-//! Running impresario as a service: systemd readiness and watchdog.
+//! Running impresario as a service: the systemd unit, readiness and watchdog.
 
 pub mod notify;
+pub mod unit;
