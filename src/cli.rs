@@ -369,6 +369,12 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
         e["input_queue_high_water"],
         e["alloc_violations"],
     );
+    let rt = &v["realtime"];
+    println!(
+        "realtime: memory {}; engine thread {}",
+        rt["memory"].as_str().unwrap_or("?"),
+        rt["engine_priority"].as_str().unwrap_or("?"),
+    );
     let db = |x: f64| {
         if x > 0.0 {
             format!("{:.1} dBFS", 20.0 * x.log10())
@@ -407,8 +413,22 @@ fn init_logging() {
         .init();
 }
 
+/// Locks the daemon's memory (see `engine::realtime::lock_memory`) and
+/// logs a refusal with its cause and fix.
+fn lock_memory() {
+    use engine::realtime::MemoryLock;
+    match engine::realtime::lock_memory() {
+        MemoryLock::Locked => tracing::info!("memory locked (mlockall)"),
+        refused => tracing::warn!(
+            "memory {}; pages may be swapped out during a set",
+            refused.text()
+        ),
+    }
+}
+
 fn run(realm_path: &Path) -> Result<()> {
     init_logging();
+    lock_memory();
     // First, before anything slow: a signal from now on stops cleanly.
     let (tx, rx) = mpsc::channel();
     let signals =

@@ -1235,6 +1235,8 @@ impl Realm {
             .collect();
         let e = self.engine.stats();
         let vault_health = self.vault.health();
+        let memory = engine::realtime::memory_lock();
+        let priority = engine::realtime::engine_priority();
         json!({
             "uptime_s": self.started.elapsed().as_secs_f64(),
             "pid": std::process::id(),
@@ -1255,6 +1257,11 @@ impl Realm {
                 "retry_in_ms": vault_health.retry_in_ms,
                 "writes": vault_health.writes,
                 "writing": vault_health.writing,
+            },
+            "realtime": {
+                "memory_locked": memory == engine::realtime::MemoryLock::Locked,
+                "memory": memory.text(),
+                "engine_priority": priority.text(),
             },
             "engine": {
                 "sample_rate": self.engine.config().sample_rate,
