@@ -91,6 +91,15 @@ enum Command {
         #[command(subcommand)]
         command: TimeseqCommand,
     },
+    /// Check this machine for live playing: real-time limits, the audio
+    /// group, CPU governor, kernel preemption, ALSA sequencer, JACK, the
+    /// SoundFont and the realm file; each with pass/warn/fail and the fix.
+    /// Exits with 1 when a check fails.
+    Doctor {
+        /// Print `{"checks": [{"name", "status", "detail", "fix"}]}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the daemon in the background under systemd: install, remove or
     /// inspect the user unit (`impresario service install --realm PATH`).
     Service {
@@ -189,6 +198,7 @@ pub fn main() -> ExitCode {
             })
         }
         Command::Timeseq { command } => return timeseq(command),
+        Command::Doctor { json } => return crate::doctor::run(&realm_path, json),
         Command::Service { command } => match command {
             ServiceCommand::Install => crate::service::unit::install(&realm_path),
             ServiceCommand::Uninstall => crate::service::unit::uninstall(),

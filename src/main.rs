@@ -1,6 +1,7 @@
 //! `impresario`: the daemon and its command line.
 
 mod cli;
+mod doctor;
 mod render;
 mod service;
 mod signals;
