@@ -152,3 +152,48 @@ fn clock_ticks_at_exact_frames_across_a_tempo_change_and_stop_continue() {
     );
     assert!(x1 + x2 <= 3, "{} xrun gaps", x1 + x2);
 }
+
+#[test]
+fn a_reload_of_the_port_library_carries_the_clock_on() {
+    let mut jack = JackServer::start_with_period(PERIOD);
+    let dir = Daemon::prepare(&["midi_port"]);
+    std::fs::write(dir.path().join("realm.toml"), realm("125.0")).unwrap();
+    let dump_out = dir.path().join("dump.txt");
+    let file = std::fs::File::create(&dump_out).unwrap();
+    let dump = jack.spawn("jack_midi_dump", &["-a", "dump"], Stdio::from(file));
+    let (k, v) = jack.env();
+    let d = Daemon::start_in(dir, &[(k, v)]);
+    d.wait_for("the port to connect", |s| {
+        imp_of(s, "out")["state"] == "thawed"
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    // A new build (another build id, same code) lands in one rename, as
+    // cargo does; the watcher respawns the port imp.
+    let staged = d.path("libs/libmidi_port.so.new");
+    std::fs::write(&staged, another_build_of("midi_port", 1)).unwrap();
+    std::fs::rename(&staged, d.path("libs/libmidi_port.so")).unwrap();
+    d.wait_for("the respawn", |s| {
+        imp_of(s, "out")["reload_count"].as_u64().unwrap_or(0) >= 1
+            && imp_of(s, "out")["state"] == "thawed"
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    jack.stop_peer(dump);
+    let events = parse_dump(&std::fs::read_to_string(&dump_out).unwrap());
+    let kinds: Vec<u8> = events.iter().map(|(_, b)| b[0]).collect();
+    // One Start, no Stop, and the ticks keep their grid (960 samples at
+    // 125 BPM) through the reload.
+    assert_eq!(
+        kinds.iter().filter(|k| **k == 0xfa).count(),
+        1,
+        "{kinds:x?}"
+    );
+    assert!(!kinds.contains(&0xfc), "{kinds:x?}\n{}", d.log_text());
+    let ticks: Vec<u64> = events
+        .iter()
+        .filter(|(_, b)| b == &[0xf8])
+        .map(|(t, _)| *t)
+        .collect();
+    let (n, _, xruns) = check_gaps(&ticks, 125.0, 125.0);
+    eprintln!("{n} gaps of 960 samples, {xruns} xrun gaps");
+    assert!(n >= 45 && xruns <= 2, "{n} gaps, {xruns} xruns");
+}
