@@ -105,6 +105,11 @@ fn ready_then_watchdog_pings_then_stopping() {
         pings.len()
     );
     assert!(heard[0].1.contains("STATUS="), "{:?}", heard[0].1);
+    // journald-friendly: stderr is a pipe here, as under systemd, so the
+    // log carries no colour codes.
+    let log = d.log_text();
+    assert!(log.contains("told systemd the realm is ready"), "{log}");
+    assert!(!log.contains('\x1b'), "ANSI escapes in the log:\n{log}");
 }
 
 #[test]
