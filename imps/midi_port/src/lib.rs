@@ -170,18 +170,23 @@ impl Imp for MidiPort {
 
 impl RtPart for Through {
     fn process(&mut self, ctx: &BlockContext, input: &[RtEvent], out: &mut EventWriter<'_>) {
-        let mut clock_buf = [RtEvent::default(); CLOCK_EVENTS];
-        let mut n = 0;
-        if let Some((clock, commands)) = self.clock.as_mut() {
-            while let Ok(code) = commands.pop() {
-                if let Some(t) = Transport::from_code(code) {
-                    clock.command(t);
-                }
+        let Some((clock, commands)) = self.clock.as_mut() else {
+            for e in input {
+                let mut e = *e;
+                e.port = 0;
+                out.push(e);
             }
-            let mut w = EventWriter::new(&mut clock_buf);
-            clock.process(ctx, &mut w);
-            n = w.len();
+            return;
+        };
+        while let Ok(code) = commands.pop() {
+            if let Some(t) = Transport::from_code(code) {
+                clock.command(t);
+            }
         }
+        let mut clock_buf = [RtEvent::default(); CLOCK_EVENTS];
+        let mut w = EventWriter::new(&mut clock_buf);
+        clock.process(ctx, &mut w);
+        let n = w.len();
         // Input and clock merged in frame order (clock first on a tie: a
         // tick is the most timing-critical byte).
         let mut ticks = clock_buf[..n].iter().peekable();
