@@ -82,6 +82,40 @@ enum Command {
         #[command(subcommand)]
         command: TimeseqCommand,
     },
+    /// Check this machine for live playing: real-time limits, the audio
+    /// group, CPU governor, kernel preemption, ALSA sequencer, JACK, the
+    /// SoundFont and the realm file; each with pass/warn/fail and the fix.
+    /// Exits with 1 when a check fails.
+    Doctor {
+        /// Print `{"checks": [{"name", "status", "detail", "fix"}]}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the daemon in the background under systemd: install, remove or
+    /// inspect the user unit (`impresario service install --realm PATH`).
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Write the systemd user unit ($XDG_CONFIG_HOME/systemd/user/impresario.service)
+    /// for this binary and the realm file, and print the next steps and the
+    /// system-wide variant.
+    Install,
+    /// Remove the user unit and its enable link.
+    Uninstall,
+    /// Whether the user unit is installed, enabled and running.
+    Status,
+    /// Print the system-wide unit (for /etc/systemd/system; a dedicated
+    /// music box), running as USER (default: you).
+    SystemUnit {
+        /// The account the daemon runs as.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -172,6 +206,15 @@ pub fn main() -> ExitCode {
             })
         }
         Command::Timeseq { command } => return timeseq(command),
+        Command::Doctor { json } => return crate::doctor::run(&realm_path, json),
+        Command::Service { command } => match command {
+            ServiceCommand::Install => crate::service::unit::install(&realm_path),
+            ServiceCommand::Uninstall => crate::service::unit::uninstall(),
+            ServiceCommand::Status => crate::service::unit::status(),
+            ServiceCommand::SystemUnit { user } => {
+                crate::service::unit::print_system_unit(&realm_path, user)
+            }
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -447,6 +490,10 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
         c.input_queue_high_water,
         c.alloc_violations,
     );
+    println!(
+        "realtime: memory {}; engine thread {}",
+        s.realtime.memory, s.realtime.engine_priority,
+    );
     let db = |x: f32| {
         if x > 0.0 {
             format!("{:.1} dBFS", 20.0 * x.log10())
@@ -486,8 +533,22 @@ fn init_logging() {
         .init();
 }
 
+/// Locks the daemon's memory (see `engine::realtime::lock_memory`) and
+/// logs a refusal with its cause and fix.
+fn lock_memory() {
+    use engine::realtime::MemoryLock;
+    match engine::realtime::lock_memory() {
+        MemoryLock::Locked => tracing::info!("memory locked (mlockall)"),
+        refused => tracing::warn!(
+            "memory {}; pages may be swapped out during a set",
+            refused.text()
+        ),
+    }
+}
+
 fn run(realm_path: &Path) -> Result<()> {
     init_logging();
+    lock_memory();
     // First, before anything slow: a signal from now on stops cleanly.
     let (tx, rx) = mpsc::channel();
     let signals =
@@ -539,6 +600,8 @@ fn run(realm_path: &Path) -> Result<()> {
         realm_path.display(),
         settings.socket.display()
     );
+    let reconcile = std::time::Duration::from_millis(settings.reconcile_ms);
+    crate::service::notify::attach(&mut realm, reconcile);
     realm.run(rx);
     // The realm froze every imp (their notes went out); now stop the clock.
     let stopping = std::time::Instant::now();

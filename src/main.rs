@@ -1,7 +1,9 @@
 //! `impresario`: the daemon and its command line.
 
 mod cli;
+mod doctor;
 mod render;
+mod service;
 mod signals;
 
 use engine::alloc_guard::GuardedAllocator;

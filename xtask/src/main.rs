@@ -24,8 +24,12 @@ const BUILD_PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// What the tests need on top: a JACK server and Debian's JACK clients
-/// (`jackd`, `jack_wait`, `jack_lsp`, `jack_midiseq`, `jack_midi_dump`).
-const TEST_PACKAGES: &[(&str, &str)] = &[("jackd2", "/usr/bin/jack_midiseq")];
+/// (`jackd`, `jack_wait`, `jack_lsp`, `jack_midiseq`, `jack_midi_dump`), and
+/// `systemd-analyze` to verify the unit files `impresario service` writes.
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("jackd2", "/usr/bin/jack_midiseq"),
+    ("systemd", "/usr/bin/systemd-analyze"),
+];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -85,7 +85,13 @@ impl DeviceClock {
         let stopped = Arc::new(AtomicBool::new(false));
         let (stop_seen, done) = (stopping.clone(), stopped.clone());
         let channels = device.config.channels as usize;
+        let mut sched_noted = false;
         let callback = move |data: &mut [f32], _: &cpal::OutputCallbackInfo| {
+            if !sched_noted {
+                // Once: the audio thread, as cpal/ALSA scheduled it.
+                engine::realtime::note_current_thread();
+                sched_noted = true;
+            }
             let frames = (data.len() / channels) as u32;
             if stop_seen.load(Ordering::Acquire) {
                 if !done.load(Ordering::Relaxed) {

@@ -104,10 +104,17 @@ pub struct JackProcess {
     /// impresario's own audio output ports (left, right) of this client,
     /// fed from the engine's bus; `None` with `audio_output = "none"`.
     audio: AudioPorts,
+    /// Whether this process thread's scheduling was recorded for status.
+    sched_noted: bool,
 }
 
 impl ProcessHandler for JackProcess {
     fn process(&mut self, _: &Client, ps: &ProcessScope) -> Control {
+        if !self.sched_noted {
+            // Once: JACK's thread, at the server's priority (or none).
+            engine::realtime::note_current_thread();
+            self.sched_noted = true;
+        }
         // The fallback clock may hold the parts for a moment while a new
         // client takes over: this cycle is then silent.
         let Some(mut parts) = self.cell.take() else {
@@ -375,6 +382,7 @@ impl JackBackend {
             stopping: stopping.clone(),
             stopped: stopped.clone(),
             audio: audio_ports,
+            sched_noted: false,
         };
         let active = client
             .activate_async(Notifications { gone: gone.clone() }, process)
@@ -492,7 +500,13 @@ impl Fallback {
         let thread = std::thread::Builder::new()
             .name("impresario-engine".into())
             .spawn(move || {
-                let _ = engine::promote_to_realtime(70);
+                if let Err(e) = engine::promote_to_realtime(engine::realtime::ENGINE_PRIORITY) {
+                    tracing::warn!(
+                        "real-time priority refused ({e}) for the clock that runs while no JACK \
+                         server is there. Fix: {}",
+                        engine::realtime::LIMITS_FIX
+                    );
+                }
                 let mut deadline = Instant::now();
                 while !stopping.load(Ordering::Acquire) {
                     if let Some(mut parts) = cell.take() {
@@ -613,6 +627,7 @@ fn try_reconnect(shared: &Shared) {
         stopping: inner.stopping.clone(),
         stopped: inner.stopped.clone(),
         audio,
+        sched_noted: false,
     };
     let notifications = Notifications {
         gone: shared.gone.clone(),

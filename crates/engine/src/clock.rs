@@ -48,12 +48,12 @@ impl InternalClock {
         let thread = std::thread::Builder::new()
             .name("impresario-engine".into())
             .spawn(move || {
-                if let Err(e) = promote_to_realtime(70) {
+                if let Err(e) = crate::realtime::promote_to_realtime(crate::realtime::ENGINE_PRIORITY) {
                     tracing::warn!(
-                    "real-time priority refused ({e}); the engine runs at normal priority and may \
-                     glitch under load. Grant it with `ulimit -r 95` / an rtprio entry in \
-                     /etc/security/limits.d for your user (the audio group)"
-                );
+                        "real-time priority refused ({e}); the engine runs at normal priority and may \
+                         glitch under load. Fix: {}",
+                        crate::realtime::LIMITS_FIX
+                    );
                 }
                 let mut deadline = Instant::now();
                 while !stop2.load(std::sync::atomic::Ordering::Acquire) {
@@ -93,22 +93,6 @@ impl Drop for InternalClock {
         self.stop.store(true, std::sync::atomic::Ordering::Release);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
-        }
-    }
-}
-
-/// Gives the calling thread SCHED_FIFO priority `priority`.
-pub fn promote_to_realtime(priority: i32) -> std::io::Result<()> {
-    // SAFETY: plain libc calls on the current thread with a valid param.
-    unsafe {
-        let param = libc::sched_param {
-            sched_priority: priority,
-        };
-        let rc = libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param);
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::from_raw_os_error(rc))
         }
     }
 }

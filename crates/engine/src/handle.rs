@@ -103,4 +103,10 @@ impl EngineHandle {
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot(self.config)
     }
+
+    /// Cycles run so far; unlike [`EngineHandle::stats`] it resets nothing
+    /// (a liveness check, e.g. the service watchdog, reads it).
+    pub fn cycles(&self) -> u64 {
+        self.stats.cycles()
+    }
 }

@@ -32,13 +32,15 @@ mod clock;
 mod core;
 mod handle;
 pub mod ledger;
+pub mod realtime;
 pub mod routing;
 mod rt;
 mod stats;
 
 pub use crate::core::{EmittedEvent, EngineCore, InputEvent};
-pub use clock::{promote_to_realtime, ClockDriver, InternalClock};
+pub use clock::{ClockDriver, InternalClock};
 pub use handle::EngineHandle;
+pub use realtime::promote_to_realtime;
 pub use routing::{Routing, Wire};
 pub use rt::{OwnedRtPart, RtCall};
 pub use stats::{EngineStats, StatsSnapshot};

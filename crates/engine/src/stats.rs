@@ -116,6 +116,11 @@ impl EngineStats {
         self.failures.swap(0, Relaxed)
     }
 
+    /// Cycles run so far.
+    pub fn cycles(&self) -> u64 {
+        self.cycles.load(Relaxed)
+    }
+
     /// Reads all counters.
     pub fn snapshot(&self, _config: EngineConfig) -> StatsSnapshot {
         let slowest = self.slowest_ns.load(Relaxed);

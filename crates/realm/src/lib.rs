@@ -10,6 +10,7 @@ pub mod diff;
 mod host;
 mod imp_state;
 pub mod loader;
+pub mod observer;
 pub mod ports;
 
 pub use config::{ConfigError, RealmConfig};
@@ -21,5 +22,6 @@ pub mod supervisor;
 pub mod watch;
 
 pub use host::set_sample_rate;
+pub use observer::{LoopEvent, LoopObserver};
 pub use protocol::{Reply, Request};
 pub use supervisor::{Lifecycle, Message, Realm};

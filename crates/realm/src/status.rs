@@ -56,6 +56,8 @@ pub struct Status {
     pub mapped_build_bytes: u64,
     /// The vault.
     pub vault: VaultStatus,
+    /// Memory locking and the engine thread's scheduling.
+    pub realtime: RealtimeStatus,
     /// The engine's counters.
     pub engine: EngineStatus,
     /// The scripts folder.
@@ -115,6 +117,18 @@ pub struct VaultStatus {
     pub writes: u64,
     /// A write is running.
     pub writing: bool,
+}
+
+/// What the real-time setup got at start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RealtimeStatus {
+    /// The daemon's memory is locked (mlockall).
+    pub memory_locked: bool,
+    /// What the memory lock did, or why not, with the fix.
+    pub memory: String,
+    /// The engine thread's scheduling (e.g. `fifo 70`), or why it was
+    /// refused, with the fix.
+    pub engine_priority: String,
 }
 
 /// The engine's settings and counters.

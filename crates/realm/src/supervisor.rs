@@ -21,7 +21,8 @@ use crate::loader::{
 };
 use crate::protocol::{Reply, Request};
 use crate::status::{
-    EngineStatus, ImpStatus, LibraryStatus, ScriptStatus, ScriptsStatus, Status, VaultStatus,
+    EngineStatus, ImpStatus, LibraryStatus, RealtimeStatus, ScriptStatus, ScriptsStatus, Status,
+    VaultStatus,
 };
 use engine::{EngineHandle, Routing, Wire, MAX_SLOTS};
 use imp::RtEvent;
@@ -152,6 +153,7 @@ pub struct Realm {
     pending_libraries: BTreeMap<String, Instant>,
     ticks: u64,
     library_watch: Option<crate::watch::LibraryWatch>,
+    observer: Option<crate::observer::LoopObserver>,
 }
 
 fn err_text(e: &CallError) -> String {
@@ -201,6 +203,7 @@ impl Realm {
             pending_libraries: BTreeMap::new(),
             ticks: 0,
             library_watch: None,
+            observer: None,
         };
         if let vault::OpenReport::Recovered { .. } = report {
             realm.vault_changed_at = Some(Instant::now());
@@ -1226,9 +1229,20 @@ impl Realm {
         self.vault.emergency()
     }
 
+    /// Sets the observer [`Realm::run`] reports its ticks and the start
+    /// of the stop to (see [`crate::observer`]).
+    pub fn set_observer(&mut self, observer: crate::observer::LoopObserver) {
+        self.observer = Some(observer);
+    }
+
     /// One reconcile period's work. Control thread.
     pub fn tick(&mut self) {
         self.ticks += 1;
+        if let Some(observe) = self.observer.as_mut() {
+            observe(crate::observer::LoopEvent::Tick {
+                engine_cycles: self.engine.cycles(),
+            });
+        }
         self.engine.collect_garbage();
         let failures = self.engine.take_failures();
         if failures != 0 {
@@ -1478,6 +1492,8 @@ impl Realm {
             })
             .collect();
         let vault_health = self.vault.health();
+        let memory = engine::realtime::memory_lock();
+        let priority = engine::realtime::engine_priority();
         Status {
             uptime_s: self.started.elapsed().as_secs_f64(),
             pid: std::process::id(),
@@ -1498,6 +1514,11 @@ impl Realm {
                 retry_in_ms: vault_health.retry_in_ms,
                 writes: vault_health.writes,
                 writing: vault_health.writing,
+            },
+            realtime: RealtimeStatus {
+                memory_locked: memory == engine::realtime::MemoryLock::Locked,
+                memory: memory.text(),
+                engine_priority: priority.text(),
             },
             engine: EngineStatus {
                 sample_rate: self.engine.config().sample_rate,
@@ -1635,6 +1656,9 @@ impl Realm {
                 next_tick =
                     Instant::now() + Duration::from_millis(self.config.settings.reconcile_ms);
             }
+        }
+        if let Some(observe) = self.observer.as_mut() {
+            observe(crate::observer::LoopEvent::Stopping);
         }
         self.shutdown();
     }

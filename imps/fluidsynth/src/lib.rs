@@ -39,7 +39,7 @@
 //! engine keeps rendering (fading out over up to a second) until it is
 //! silent; new notes play on the new build. Nothing is cut, nothing sticks.
 
-mod soundfonts;
+use sf2_search as soundfonts;
 mod synth;
 
 use imp::{

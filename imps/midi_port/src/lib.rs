@@ -23,9 +23,22 @@
 //!
 //! On Windows there are no virtual ports: create a loopMIDI port and give
 //! its name as `connect`.
+//!
+//! MIDI clock out: an output port with `clock_out = true` also sends MIDI
+//! clock from the engine's sample clock and tempo ([`clock`]): Song
+//! Position 0 and Start when it opens, 24 ticks per quarter note, each at
+//! its exact frame, Stop when it closes. Control messages
+//! `{"cmd": "clock", "transport": "stop" | "continue" | "start"}` stop it,
+//! continue from where it stopped, or start again from 0. A rebuilt
+//! library carries the clock on without a new Start.
 
+pub mod clock;
+
+use clock::{Clock, Transport};
 use imp::ports::{Direction, Port, PortSpec};
-use imp::{BlockContext, CreateContext, EventWriter, Imp, ImpError, RtEvent, RtPart};
+use imp::{
+    BlockContext, CreateContext, EventWriter, Imp, ImpError, RtEvent, RtPart, TRANSIENT_BYTES,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -41,16 +54,28 @@ pub struct Config {
     /// Pattern of the system port to connect to.
     #[serde(default)]
     pub connect: Option<String>,
+    /// Send MIDI clock (output ports only).
+    #[serde(default)]
+    pub clock_out: bool,
 }
 
 /// The control part.
 pub struct MidiPort {
     spec: PortSpec,
     port: Option<Port>,
+    clock_out: bool,
+    /// Transport commands to the RT part's clock.
+    transport: Option<rtrb::Producer<u8>>,
 }
 
-/// The RT part: a cable. The engine does the port I/O for the slot.
-pub struct Through;
+/// The RT part: a cable (the engine does the port I/O for the slot), and
+/// the MIDI clock when asked for.
+pub struct Through {
+    clock: Option<(Clock, rtrb::Consumer<u8>)>,
+}
+
+/// Most clock events one block can carry (ticks and transport).
+const CLOCK_EVENTS: usize = 128;
 
 impl Imp for MidiPort {
     type Config = Config;
@@ -58,7 +83,14 @@ impl Imp for MidiPort {
     type Rt = Through;
 
     fn create(ctx: &CreateContext, config: Config, _: Option<()>) -> Result<Self, ImpError> {
+        if config.clock_out && config.direction != Direction::Out {
+            return Err(ImpError::invalid(
+                "clock_out = true needs direction = \"out\" (MIDI clock is sent, not received)",
+            ));
+        }
         Ok(MidiPort {
+            clock_out: config.clock_out,
+            transport: None,
             spec: PortSpec {
                 direction: config.direction,
                 name: config.name.unwrap_or_else(|| ctx.name().to_string()),
@@ -80,11 +112,45 @@ impl Imp for MidiPort {
                 .map(|c| format!(", connected to `{c}`"))
                 .unwrap_or_default()
         );
-        Ok(Some(Through))
+        let clock = self.clock_out.then(|| {
+            let (tx, rx) = rtrb::RingBuffer::new(16);
+            self.transport = Some(tx);
+            (Clock::default(), rx)
+        });
+        Ok(Some(Through { clock }))
     }
 
     fn freeze(&mut self) {
         self.port = None;
+        self.transport = None;
+    }
+
+    fn control(&mut self, message: Value) -> Result<Value, ImpError> {
+        if message["cmd"] != "clock" {
+            return Err(ImpError::invalid(format!(
+                "unknown message {message}; this imp takes {{\"cmd\": \"clock\", \"transport\": \"stop\" | \"continue\" | \"start\"}}"
+            )));
+        }
+        let t = match message["transport"].as_str() {
+            Some("start") => Transport::Start,
+            Some("stop") => Transport::Stop,
+            Some("continue") => Transport::Continue,
+            _ => {
+                return Err(ImpError::invalid(
+                    "`transport` is one of \"start\", \"stop\", \"continue\"",
+                ))
+            }
+        };
+        let Some(tx) = self.transport.as_mut() else {
+            return Err(ImpError::invalid(if self.clock_out {
+                "the port is not open (frozen): no clock runs"
+            } else {
+                "this port sends no clock; set clock_out = true"
+            }));
+        };
+        tx.push(t.code())
+            .map_err(|_| ImpError::invalid("too many transport commands at once; try again"))?;
+        Ok(json!({ "transport": message["transport"] }))
     }
 
     fn poll(&mut self) -> Result<Value, ImpError> {
@@ -103,11 +169,56 @@ impl Imp for MidiPort {
 }
 
 impl RtPart for Through {
-    fn process(&mut self, _: &BlockContext, input: &[RtEvent], out: &mut EventWriter<'_>) {
+    fn process(&mut self, ctx: &BlockContext, input: &[RtEvent], out: &mut EventWriter<'_>) {
+        let Some((clock, commands)) = self.clock.as_mut() else {
+            for e in input {
+                let mut e = *e;
+                e.port = 0;
+                out.push(e);
+            }
+            return;
+        };
+        while let Ok(code) = commands.pop() {
+            if let Some(t) = Transport::from_code(code) {
+                clock.command(t);
+            }
+        }
+        let mut clock_buf = [RtEvent::default(); CLOCK_EVENTS];
+        let mut w = EventWriter::new(&mut clock_buf);
+        clock.process(ctx, &mut w);
+        let n = w.len();
+        // Input and clock merged in frame order (clock first on a tie: a
+        // tick is the most timing-critical byte).
+        let mut ticks = clock_buf[..n].iter().peekable();
         for e in input {
+            while let Some(t) = ticks.next_if(|t| t.frame <= e.frame) {
+                out.push(*t);
+            }
             let mut e = *e;
             e.port = 0;
             out.push(e);
+        }
+        for t in ticks {
+            out.push(*t);
+        }
+    }
+
+    fn save_transient(&self, buf: &mut [u8; TRANSIENT_BYTES]) {
+        if let Some((clock, _)) = &self.clock {
+            clock.save(buf);
+        }
+    }
+
+    fn restore_transient(&mut self, buf: &[u8; TRANSIENT_BYTES]) -> bool {
+        if let (Some((clock, _)), Some(saved)) = (self.clock.as_mut(), Clock::restore(buf)) {
+            *clock = saved;
+        }
+        true
+    }
+
+    fn all_notes_off(&mut self, out: &mut EventWriter<'_>) {
+        if let Some((clock, _)) = self.clock.as_mut() {
+            clock.stop_now(out);
         }
     }
 }

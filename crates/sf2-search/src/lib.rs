@@ -1,5 +1,8 @@
-//! Where SoundFonts live on a Linux machine, and which one to take when
-//! the config names none.
+//! # sf2-search: where SoundFonts live on a Linux machine
+//!
+//! And which one to take when the config names none. One copy of the
+//! rules, shared by the fluidsynth imp (which loads the font) and
+//! `impresario doctor` (which says which font the synth will find).
 
 use std::path::{Path, PathBuf};
 
