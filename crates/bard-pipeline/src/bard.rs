@@ -23,8 +23,20 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    pub fn update(&mut self, block_start: u64, bpm: f64, rate: f64) {
-        if !self.valid {
+    /// Follows the block's tempo; `beat` is the engine's beat position at
+    /// `block_start` (NaN when the host keeps none: then the grid is the
+    /// bard's own, anchored at sample 0).
+    pub fn update(&mut self, block_start: u64, bpm: f64, rate: f64, beat: f64) {
+        if beat.is_finite() {
+            // The engine's beat (which may follow an external clock's phase).
+            *self = Clock {
+                valid: true,
+                anchor_sample: block_start,
+                anchor_beat: beat,
+                bpm,
+                rate,
+            };
+        } else if !self.valid {
             *self = Clock {
                 valid: true,
                 anchor_sample: 0,
@@ -384,11 +396,12 @@ impl State {
         }
         self.next_start = start + ctx.frames as u64;
         let rate = crate::event::rate(ctx);
-        self.clock.update(start, crate::event::tempo(ctx), rate);
+        self.clock
+            .update(start, crate::event::tempo(ctx), rate, ctx.beat_position);
         for (z, zone) in cfg.zones.iter().enumerate() {
             if let Some(m) = &zone.movement {
                 if let Some(bpm) = m.bpm {
-                    self.moves[z].clock.update(start, bpm, rate);
+                    self.moves[z].clock.update(start, bpm, rate, f64::NAN);
                 }
             }
         }
@@ -431,7 +444,11 @@ impl State {
             if let Some(a) = &zone.arp {
                 let clock = self.clock;
                 let s = &mut self.arps[z];
-                if s.active && (s.resync || arp_step_time(&clock, a, s.next_step) < start) {
+                // A step less than half a step late (the beat was nudged onto
+                // an external clock's tick) still plays, at the block start;
+                // only a real jump skips steps.
+                let late = clock.beats_to_samples(a.step_beats / 2.0);
+                if s.active && (s.resync || arp_step_time(&clock, a, s.next_step) + late < start) {
                     s.next_step = arp_first_step_at_or_after(&clock, a, start);
                 }
                 if s.fire_at != NEVER && s.fire_at < start {
@@ -448,7 +465,8 @@ impl State {
                         s.fresh = false;
                         s.resync = true;
                     }
-                    if s.resync || tick_time(&clock, m, s.next_tick) < start {
+                    let late = clock.beats_to_samples(0.5 / m.tpb as f64);
+                    if s.resync || tick_time(&clock, m, s.next_tick) + late < start {
                         s.next_tick = first_tick_at_or_after(&clock, m, start);
                     }
                 }

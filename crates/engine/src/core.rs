@@ -58,6 +58,12 @@ pub struct EngineCore {
     pub(crate) position: u64,
     pub(crate) sample_rate: f64,
     pub(crate) tempo: f64,
+    /// Beats since the start at the next block's first frame.
+    pub(crate) beat: f64,
+    /// A tempo an RT part asked for (a clock follower), from the next block.
+    pub(crate) pending_tempo: Option<f64>,
+    /// How far a grid tick moved the beat phase in this block.
+    pub(crate) phase_correction: f64,
 }
 
 impl EngineCore {
@@ -96,7 +102,26 @@ impl EngineCore {
     }
 
     /// Passes one event a slot emitted through its ledger, then routes it.
+    /// Tempo and grid-tick events steer the engine's clock instead.
     fn emit(&mut self, slot: usize, e: RtEvent) {
+        match e.kind {
+            imp::event_kind::TEMPO => {
+                let bpm = e.value as f64;
+                if bpm.is_finite() && (10.0..=999.0).contains(&bpm) {
+                    self.pending_tempo = Some(bpm);
+                }
+                return;
+            }
+            imp::event_kind::GRID_TICK => {
+                let per_beat = e.value as f64;
+                if per_beat >= 1.0 {
+                    let at = self.beat + e.frame as f64 * self.tempo / 60.0 / self.sample_rate;
+                    self.phase_correction = (at * per_beat).round() / per_beat - at;
+                }
+                return;
+            }
+            _ => {}
+        }
         match self.slots[slot].ledger.record(&e) {
             Verdict::Pass => self.route(slot, e),
             Verdict::Orphan => {}
@@ -237,7 +262,8 @@ impl EngineCore {
                 push_sorted(&mut self.slots[input.slot], e, &self.stats);
             }
         }
-        let ctx = BlockContext::new(self.position, self.sample_rate, self.tempo, frames);
+        let mut ctx = BlockContext::new(self.position, self.sample_rate, self.tempo, frames);
+        ctx.beat_position = self.beat;
         let audio_frames = if frames as usize <= audio::MAX_AUDIO_FRAMES {
             frames as usize
         } else {
@@ -287,6 +313,14 @@ impl EngineCore {
             s.input_len = 0;
         }
         self.position += frames as u64;
+        // The beat moves on at this block's tempo (put on an external grid
+        // by a tick), and a followed tempo takes effect from the next block.
+        self.beat += frames as f64 * self.tempo / 60.0 / self.sample_rate + self.phase_correction;
+        self.phase_correction = 0.0;
+        if let Some(bpm) = self.pending_tempo.take() {
+            self.tempo = bpm;
+        }
+        self.stats.note_tempo(self.tempo);
     }
 
     /// Delivers an event from outside (a backend's input port) to `slot`

@@ -163,6 +163,9 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         position: 0,
         sample_rate: config.sample_rate as f64,
         tempo: config.tempo_bpm,
+        beat: 0.0,
+        pending_tempo: None,
+        phase_correction: 0.0,
     };
     let handle = EngineHandle {
         commands: cmd_tx,

@@ -24,6 +24,8 @@ pub struct EngineStats {
     output_peak: std::sync::atomic::AtomicU32,
     /// RMS of the last cycle's output (f32 bits).
     output_rms: std::sync::atomic::AtomicU32,
+    /// The tempo of the last cycle (f64 bits).
+    tempo_bpm: AtomicU64,
 }
 
 /// A copy of the counters (as `impresario status` shows them).
@@ -57,6 +59,9 @@ pub struct StatsSnapshot {
     pub output_peak: f32,
     /// RMS of the output in the last cycle.
     pub output_rms: f32,
+    /// The engine's tempo in the last cycle, in BPM (set in `realm.toml`,
+    /// or followed from an external MIDI clock).
+    pub tempo_bpm: f64,
 }
 
 fn raise(a: &AtomicU64, v: u64) {
@@ -87,6 +92,9 @@ impl EngineStats {
         // Non-negative floats order like their bits.
         self.output_peak.fetch_max(peak.to_bits(), Relaxed);
         self.output_rms.store(rms.to_bits(), Relaxed);
+    }
+    pub(crate) fn note_tempo(&self, bpm: f64) {
+        self.tempo_bpm.store(bpm.to_bits(), Relaxed);
     }
     pub(crate) fn note_overrun(&self) {
         self.overruns.fetch_add(1, Relaxed);
@@ -139,6 +147,7 @@ impl EngineStats {
             allocations_in_panics: crate::alloc_guard::in_panics(),
             output_peak: f32::from_bits(self.output_peak.swap(0, Relaxed)),
             output_rms: f32::from_bits(self.output_rms.load(Relaxed)),
+            tempo_bpm: f64::from_bits(self.tempo_bpm.load(Relaxed)),
         }
     }
 }

@@ -165,8 +165,15 @@ impl StrRef {
 pub mod event_kind {
     /// A MIDI 1.0 channel or system message in `bytes[..len]`.
     pub const MIDI: u8 = 0;
-    /// A tempo change: `value` is the new tempo in BPM.
+    /// A tempo change: `value` is the new tempo in BPM. Emitted by an RT
+    /// part (a MIDI clock follower), it sets the engine's tempo from the
+    /// next block on.
     pub const TEMPO: u8 = 1;
+    /// A beat-grid tick at its frame: `value` ticks per beat (24 for MIDI
+    /// clock). Emitted by an RT part, it puts the engine's beat position on
+    /// that grid at that frame (the nearest tick), so the beat follows an
+    /// external clock's phase.
+    pub const GRID_TICK: u8 = 2;
 }
 
 boundary! { RT_EVENT_SHAPE;
@@ -250,6 +257,10 @@ pub struct BlockContext {
     pub audio: *const *mut f32,
     /// Number of audio channels behind `audio` (0 when none).
     pub audio_channels: u32,
+    /// The engine's beat position at the block's first frame (beats since
+    /// the start, following the tempo and, when one is followed, an
+    /// external clock's phase); NaN when the host keeps none.
+    pub beat_position: f64,
 }
 
 }
@@ -264,6 +275,7 @@ impl BlockContext {
             frames,
             audio: core::ptr::null(),
             audio_channels: 0,
+            beat_position: f64::NAN,
         }
     }
 }
@@ -602,7 +614,7 @@ pub const fn layout_fingerprint() -> u64 {
 
 /// The size, alignment and offsets part of [`layout_fingerprint`].
 const fn layout_hash() -> u64 {
-    let items: [usize; 48] = [
+    let items: [usize; 49] = [
         size_of::<BytesRef>(),
         align_of::<BytesRef>(),
         offset_of!(BytesRef, present),
@@ -624,6 +636,7 @@ const fn layout_hash() -> u64 {
         offset_of!(BlockContext, frames),
         offset_of!(BlockContext, audio),
         offset_of!(BlockContext, audio_channels),
+        offset_of!(BlockContext, beat_position),
         size_of::<HostTable>(),
         offset_of!(HostTable, alloc),
         offset_of!(HostTable, log),
