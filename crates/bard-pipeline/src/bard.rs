@@ -207,6 +207,8 @@ pub(crate) struct State {
     pub next_start: u64,
     /// Pedals held down, per destination.
     pub pedals: crate::controllers::PedalBook,
+    /// An external clock's transport holds the beat: generators wait.
+    pub paused: bool,
 }
 
 /// The bard's real-time note pipeline. See the crate docs for the stages.
@@ -235,6 +237,7 @@ impl Bard {
                 stats: Stats::default(),
                 next_start: NEVER,
                 pedals: Default::default(),
+                paused: false,
             },
         };
         b.st.reconcile(&b.cfg, None);
@@ -405,6 +408,11 @@ impl State {
                 }
             }
         }
+        let paused = ctx.playing == 0;
+        if self.paused && !paused {
+            self.resume(cfg, start);
+        }
+        self.paused = paused;
         self.sync_generators(cfg, start);
         self.out.flush_pending(0, sink);
         self.pedals.follow_config(cfg, 0, sink);
@@ -417,6 +425,41 @@ impl State {
             self.handle_input(cfg, ev, t, frame, sink);
         }
         self.run_generators(cfg, start, start + ctx.frames as u64, sink);
+    }
+
+    /// The transport started or continued (Start moved the beat back to 0):
+    /// generators go back on the grid from here, a step that fell due less
+    /// than half a step ago (at the resuming tick, inside the last block)
+    /// included.
+    fn resume(&mut self, cfg: &PreparedConfig, start: u64) {
+        for (z, zone) in cfg.zones.iter().enumerate() {
+            if let Some(a) = &zone.arp {
+                let clock = self.clock;
+                let late = clock.beats_to_samples(a.step_beats / 2.0);
+                let s = &mut self.arps[z];
+                let due = arp_first_step_at_or_after(&clock, a, start.saturating_sub(late));
+                // After Continue the step that was next still is (it has not
+                // played); after Start the beat went back and it lies far on.
+                let next_is_near =
+                    s.next_step > due && arp_step_time(&clock, a, s.next_step) <= start + 2 * late;
+                if !next_is_near {
+                    s.next_step = due;
+                }
+                s.resync = false;
+            }
+            if let Some(m) = &zone.movement {
+                let clock = *self.movement_clock(m, z);
+                let late = clock.beats_to_samples(0.5 / m.tpb as f64);
+                let s = &mut self.moves[z];
+                let due = first_tick_at_or_after(&clock, m, start.saturating_sub(late));
+                let next_is_near =
+                    s.next_tick > due && tick_time(&clock, m, s.next_tick) <= start + 2 * late;
+                if !next_is_near {
+                    s.next_tick = due;
+                }
+                s.resync = false;
+            }
+        }
     }
 
     /// The engine clock jumped (transport relocation, a stall): pending
@@ -477,7 +520,7 @@ impl State {
 
     fn arp_next_time(&self, a: &PArp, z: usize) -> u64 {
         let s = &self.arps[z];
-        if !s.active {
+        if !s.active || self.paused {
             return NEVER;
         }
         arp_step_time(&self.clock, a, s.next_step).min(s.fire_at)
@@ -485,7 +528,7 @@ impl State {
 
     fn move_next_time(&self, m: &PMovement, z: usize) -> u64 {
         let s = &self.moves[z];
-        if !s.running {
+        if !s.running || self.paused {
             return NEVER;
         }
         tick_time(self.movement_clock(m, z), m, s.next_tick)

@@ -62,8 +62,101 @@ pub struct EngineCore {
     pub(crate) beat: f64,
     /// A tempo an RT part asked for (a clock follower), from the next block.
     pub(crate) pending_tempo: Option<f64>,
-    /// How far a grid tick moved the beat phase in this block.
-    pub(crate) phase_correction: f64,
+    /// The beat clock inside the current block, steered by grid ticks and
+    /// transport events.
+    pub(crate) beat_clock: BeatClock,
+}
+
+/// The engine's beat inside one block: the beat at `frame` is `beat` plus,
+/// while playing, the frames since at the block's tempo. Grid ticks and
+/// transport events move the anchor; allocation-free.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BeatClock {
+    /// Anchor frame in the block.
+    frame: u32,
+    /// The beat at the anchor.
+    beat: f64,
+    /// Whether the beat moves (false after a transport Stop, and after Start
+    /// or Continue until the first tick).
+    pub(crate) playing: bool,
+    /// After Start or Continue: the beat the next grid tick is.
+    resume_at: Option<f64>,
+    /// The beat of the last grid tick and the grid (ticks per beat), so
+    /// Continue goes on from the tick after it.
+    last_tick: Option<(f64, f64)>,
+}
+
+impl BeatClock {
+    /// A playing clock at `beat` from frame 0.
+    pub(crate) fn new(beat: f64) -> Self {
+        BeatClock {
+            frame: 0,
+            beat,
+            playing: true,
+            resume_at: None,
+            last_tick: None,
+        }
+    }
+
+    fn at(&self, frame: u32, beats_per_frame: f64) -> f64 {
+        if self.playing {
+            self.beat + frame.saturating_sub(self.frame) as f64 * beats_per_frame
+        } else {
+            self.beat
+        }
+    }
+
+    /// A tick of a `per_beat` grid at `frame`: the beat goes to the nearest
+    /// grid line (or to where Start/Continue said the next tick is).
+    fn tick(&mut self, frame: u32, per_beat: f64, beats_per_frame: f64) {
+        let beat = if let Some(b) = self.resume_at.take() {
+            self.playing = true;
+            b
+        } else if self.playing {
+            let at = self.at(frame, beats_per_frame);
+            (at * per_beat).round() / per_beat
+        } else {
+            return;
+        };
+        self.frame = frame;
+        self.beat = beat;
+        self.last_tick = Some((beat, per_beat));
+    }
+
+    /// A transport message at `frame` (see [`imp::transport`]).
+    fn transport(&mut self, frame: u32, code: u8, beats_per_frame: f64) {
+        let now = self.at(frame, beats_per_frame);
+        self.frame = frame;
+        self.playing = false;
+        match code {
+            imp::transport::START => {
+                self.beat = 0.0;
+                self.resume_at = Some(0.0);
+                self.last_tick = None;
+            }
+            imp::transport::CONTINUE => {
+                // MIDI counts position in ticks: the next tick is the one
+                // after the last before the Stop.
+                self.beat = now;
+                self.resume_at = Some(match self.last_tick {
+                    Some((beat, per_beat)) => beat + 1.0 / per_beat,
+                    None => now,
+                });
+            }
+            _ => {
+                self.beat = now;
+                self.resume_at = None;
+            }
+        }
+    }
+
+    /// The beat at the end of a block of `frames`; the next block anchors
+    /// there.
+    fn end_block(&mut self, frames: u32, beats_per_frame: f64) -> f64 {
+        self.beat = self.at(frames, beats_per_frame);
+        self.frame = 0;
+        self.beat
+    }
 }
 
 impl EngineCore {
@@ -101,6 +194,10 @@ impl EngineCore {
         }
     }
 
+    fn beats_per_frame(&self) -> f64 {
+        self.tempo / 60.0 / self.sample_rate
+    }
+
     /// Passes one event a slot emitted through its ledger, then routes it.
     /// Tempo and grid-tick events steer the engine's clock instead.
     fn emit(&mut self, slot: usize, e: RtEvent) {
@@ -115,9 +212,14 @@ impl EngineCore {
             imp::event_kind::GRID_TICK => {
                 let per_beat = e.value as f64;
                 if per_beat >= 1.0 {
-                    let at = self.beat + e.frame as f64 * self.tempo / 60.0 / self.sample_rate;
-                    self.phase_correction = (at * per_beat).round() / per_beat - at;
+                    let bpf = self.beats_per_frame();
+                    self.beat_clock.tick(e.frame, per_beat, bpf);
                 }
+                return;
+            }
+            imp::event_kind::TRANSPORT => {
+                let bpf = self.beats_per_frame();
+                self.beat_clock.transport(e.frame, e.value as u8, bpf);
                 return;
             }
             _ => {}
@@ -264,6 +366,7 @@ impl EngineCore {
         }
         let mut ctx = BlockContext::new(self.position, self.sample_rate, self.tempo, frames);
         ctx.beat_position = self.beat;
+        ctx.playing = self.beat_clock.playing as u32;
         let audio_frames = if frames as usize <= audio::MAX_AUDIO_FRAMES {
             frames as usize
         } else {
@@ -314,9 +417,10 @@ impl EngineCore {
         }
         self.position += frames as u64;
         // The beat moves on at this block's tempo (put on an external grid
-        // by a tick), and a followed tempo takes effect from the next block.
-        self.beat += frames as f64 * self.tempo / 60.0 / self.sample_rate + self.phase_correction;
-        self.phase_correction = 0.0;
+        // by ticks, held by a transport Stop), and a followed tempo takes
+        // effect from the next block.
+        let bpf = self.beats_per_frame();
+        self.beat = self.beat_clock.end_block(frames, bpf);
         if let Some(bpm) = self.pending_tempo.take() {
             self.tempo = bpm;
         }

@@ -165,7 +165,7 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         tempo: config.tempo_bpm,
         beat: 0.0,
         pending_tempo: None,
-        phase_correction: 0.0,
+        beat_clock: core::BeatClock::new(0.0),
     };
     let handle = EngineHandle {
         commands: cmd_tx,

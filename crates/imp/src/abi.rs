@@ -174,6 +174,22 @@ pub mod event_kind {
     /// that grid at that frame (the nearest tick), so the beat follows an
     /// external clock's phase.
     pub const GRID_TICK: u8 = 2;
+    /// A transport message at its frame: `value` is one of
+    /// [`transport`](crate::transport) (MIDI Start, Stop, Continue from an
+    /// external clock). Emitted by an RT part, it starts, stops or
+    /// continues the engine's beat; after Start or Continue the beat moves
+    /// again from the next [`GRID_TICK`].
+    pub const TRANSPORT: u8 = 3;
+}
+
+/// The `value` of a [`event_kind::TRANSPORT`] event.
+pub mod transport {
+    /// Stop: the beat holds where it is.
+    pub const STOP: u8 = 0;
+    /// Start: the next grid tick is beat 0.
+    pub const START: u8 = 1;
+    /// Continue: the next grid tick goes on from where the beat stopped.
+    pub const CONTINUE: u8 = 2;
 }
 
 boundary! { RT_EVENT_SHAPE;
@@ -261,6 +277,10 @@ pub struct BlockContext {
     /// the start, following the tempo and, when one is followed, an
     /// external clock's phase); NaN when the host keeps none.
     pub beat_position: f64,
+    /// 1 while the engine's beat moves, 0 while an external clock's
+    /// transport holds it (Stop, or Start/Continue before the first tick):
+    /// tempo-synced generators wait.
+    pub playing: u32,
 }
 
 }
@@ -276,6 +296,7 @@ impl BlockContext {
             audio: core::ptr::null(),
             audio_channels: 0,
             beat_position: f64::NAN,
+            playing: 1,
         }
     }
 }
@@ -614,7 +635,7 @@ pub const fn layout_fingerprint() -> u64 {
 
 /// The size, alignment and offsets part of [`layout_fingerprint`].
 const fn layout_hash() -> u64 {
-    let items: [usize; 49] = [
+    let items: [usize; 50] = [
         size_of::<BytesRef>(),
         align_of::<BytesRef>(),
         offset_of!(BytesRef, present),
@@ -637,6 +658,7 @@ const fn layout_hash() -> u64 {
         offset_of!(BlockContext, audio),
         offset_of!(BlockContext, audio_channels),
         offset_of!(BlockContext, beat_position),
+        offset_of!(BlockContext, playing),
         size_of::<HostTable>(),
         offset_of!(HostTable, alloc),
         offset_of!(HostTable, log),

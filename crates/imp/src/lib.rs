@@ -55,7 +55,7 @@ pub mod ports;
 mod traits;
 
 pub use abi::{
-    event_kind, BlockContext, RtEvent, ABI_VERSION, MAX_AUDIO_CHANNELS, TRANSIENT_BYTES,
+    event_kind, transport, BlockContext, RtEvent, ABI_VERSION, MAX_AUDIO_CHANNELS, TRANSIENT_BYTES,
 };
 pub use error::{ErrorKind, ImpError};
 pub use host::HostAllocator;

@@ -38,8 +38,11 @@
 //! gives a steady tempo (within 0.1 BPM after two beats at ±1 ms jitter),
 //! and each tick puts the engine's beat on the clock's 24-per-beat grid at
 //! the tick's frame, so tempo-synced imps (the bard's arpeggiator and step
-//! patterns) play on the ticks. The ticks also pass on like any input.
-//! `status` shows the followed tempo as `clock_in_bpm`.
+//! patterns) play on the ticks. Start, Stop and Continue drive the engine's
+//! transport: Stop holds the beat (the arpeggiator and step patterns wait),
+//! Start makes the next tick beat 0, Continue goes on from where it stopped.
+//! The clock bytes also pass on like any input. `status` shows the followed
+//! tempo as `clock_in_bpm`.
 
 pub mod clock;
 pub mod follow;
@@ -216,6 +219,21 @@ impl RtPart for Through {
                         e.frame,
                         follow::TICKS_PER_BEAT,
                     ));
+                }
+                if e.kind == imp::event_kind::MIDI && e.len == 1 {
+                    let code = match e.bytes[0] {
+                        0xfa => Some(imp::transport::START),
+                        0xfb => Some(imp::transport::CONTINUE),
+                        0xfc => Some(imp::transport::STOP),
+                        _ => None,
+                    };
+                    if let Some(code) = code {
+                        out.push(control_event(
+                            imp::event_kind::TRANSPORT,
+                            e.frame,
+                            code as f64,
+                        ));
+                    }
                 }
                 let mut e = *e;
                 e.port = 0;
