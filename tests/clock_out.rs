@@ -98,6 +98,7 @@ fn clock_ticks_at_exact_frames_across_a_tempo_change_and_stop_continue() {
     let dump_out = dir.path().join("dump.txt");
     let file = std::fs::File::create(&dump_out).unwrap();
     let dump = jack.spawn("jack_midi_dump", &["-a", "dump"], Stdio::from(file));
+    jack.wait_for_client(dump, "dump");
     let (k, v) = jack.env();
     let d = Daemon::start_in(dir, &[(k, v)]);
     d.wait_for("the port to connect", |s| {
@@ -173,6 +174,7 @@ fn a_reload_of_the_port_library_carries_the_clock_on() {
     let dump_out = dir.path().join("dump.txt");
     let file = std::fs::File::create(&dump_out).unwrap();
     let dump = jack.spawn("jack_midi_dump", &["-a", "dump"], Stdio::from(file));
+    jack.wait_for_client(dump, "dump");
     let (k, v) = jack.env();
     let d = Daemon::start_in(dir, &[(k, v)]);
     d.wait_for("the port to connect", |s| {

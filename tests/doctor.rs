@@ -6,6 +6,12 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// The tests of this file that touch JACK run one at a time: while one
+/// starts or stops a server, libjack's shared metadata files in /dev/shm
+/// come and go, and a doctor run beside it would see (and print) that.
+static JACK: Mutex<()> = Mutex::new(());
 
 const CHECKS: [&str; 10] = [
     "rtprio",
@@ -65,6 +71,7 @@ fn assert_well_formed(out: &Output, v: &Value) {
 
 #[test]
 fn every_check_on_this_machine_has_a_status_and_a_fix_where_it_does_not_pass() {
+    let _jack = JACK.lock().unwrap_or_else(|e| e.into_inner());
     let realm = workspace().join("realm.toml");
     let (out, v) = doctor(
         &realm,
@@ -98,6 +105,7 @@ fn every_check_on_this_machine_has_a_status_and_a_fix_where_it_does_not_pass() {
 
 #[test]
 fn the_jack_check_reads_the_servers_rate_and_period() {
+    let _jack = JACK.lock().unwrap_or_else(|e| e.into_inner());
     let server = JackServer::start_with_period(256);
     let realm = workspace().join("realm.toml");
     let (out, v) = doctor(&realm, &[server.env()]);

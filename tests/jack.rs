@@ -43,6 +43,7 @@ fn jack_midiseq_through_impresario_into_jack_midi_dump() {
     let dump_out = d.path("dump.txt");
     let file = std::fs::File::create(&dump_out).unwrap();
     let dump = jack.spawn("jack_midi_dump", &["-a", "dump"], Stdio::from(file));
+    jack.wait_for_client(dump, "dump");
     // A loop of 24000 samples: C4 at 0 for 8000, D#4 at 12000 for 8000.
     jack.spawn(
         "jack_midiseq",

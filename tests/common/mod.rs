@@ -484,6 +484,28 @@ impl JackServer {
         self.peers.len() - 1
     }
 
+    /// Waits (20 s at most) until peer `i` has registered a port of JACK
+    /// client `client`, so what the test starts next finds it; panics
+    /// saying so if the peer exited or never registered.
+    pub fn wait_for_client(&mut self, i: usize, client: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let prefix = format!("{client}:");
+        loop {
+            if self.ports().lines().any(|l| l.starts_with(&prefix)) {
+                return;
+            }
+            if let Ok(Some(status)) = self.peers[i].try_wait() {
+                panic!("JACK peer `{client}` exited ({status}) before registering its port");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "JACK peer `{client}` registered no port in 20 s; ports:\n{}",
+                self.ports()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The peer started as number `i`.
     pub fn peer(&mut self, i: usize) -> &mut Child {
         &mut self.peers[i]
