@@ -10,7 +10,7 @@ use common::*;
 use engine::alloc_guard::{self, GuardedAllocator};
 use engine::{EngineConfig, Routing, Wire};
 use imp::RtEvent;
-use realm::{ImpHandle, Library};
+use realm::ImpHandle;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -24,16 +24,6 @@ const BLOCK: u32 = 64;
 const TICK: u64 = 1000;
 /// ±1 ms of jitter at 48 kHz.
 const JITTER: i64 = 48;
-
-/// Creates and thaws an imp for `slot`.
-fn part(lib: &str, slot: usize, config: serde_json::Value) -> (ImpHandle, engine::OwnedRtPart) {
-    let lib = Library::load(&built_library(lib)).unwrap();
-    lib.on_after_load(None).unwrap();
-    let mut imp = lib.create(lib.name(), &config, None).unwrap();
-    imp.set_slot(slot);
-    let rt = imp.thaw().unwrap().expect("an RT part");
-    (imp, rt)
-}
 
 /// Nominal tick `k`'s time and its jittered arrival (deterministic).
 fn ticks(n: usize) -> Vec<(u64, u64)> {
@@ -71,14 +61,14 @@ impl Rig {
             tempo_bpm: 100.0,
             ..EngineConfig::default()
         });
-        let (port, p) = part(
+        let (port, p) = thawed_part(
             "midi_port",
-            PORT,
+            Some(PORT),
             json!({ "direction": "in", "name": "clock", "clock_in": true }),
         );
-        let (bard, b) = part(
+        let (bard, b) = thawed_part(
             "bard",
-            BARD,
+            Some(BARD),
             json!({ "zones": [{ "arp": { "mode": "up", "rate": "1/16" } }] }),
         );
         handle.install(PORT, p, false).unwrap();

@@ -18,21 +18,6 @@ fn realm(tempo: &str) -> String {
     )
 }
 
-/// `jack_midi_dump -a` lines: (absolute time in samples, bytes).
-fn parse_dump(text: &str) -> Vec<(u64, Vec<u8>)> {
-    text.lines()
-        .filter_map(|l| {
-            let (time, rest) = l.trim().split_once(": ")?;
-            let bytes = rest
-                .split_whitespace()
-                .take_while(|w| w.len() == 2 && u8::from_str_radix(w, 16).is_ok())
-                .map(|w| u8::from_str_radix(w, 16).unwrap())
-                .collect::<Vec<_>>();
-            Some((time.trim().parse().ok()?, bytes))
-        })
-        .collect()
-}
-
 fn control(d: &Daemon, transport: &str) {
     let out = d.cli(&[
         "control",
@@ -90,11 +75,13 @@ fn check_gaps(ticks: &[u64], before: f64, after: f64, log: &str) -> (usize, usiz
     (n_a, n_b, xruns)
 }
 
-#[test]
-fn clock_ticks_at_exact_frames_across_a_tempo_change_and_stop_continue() {
+/// A JACK server, `jack_midi_dump -a` recording as client `dump`, and a
+/// daemon whose clock-out port `out` (at `tempo`) is connected to it; returns
+/// them with the recorder's peer number and file.
+fn start_recording(tempo: &str) -> (JackServer, Daemon, usize, std::path::PathBuf) {
     let mut jack = JackServer::start_with_period(PERIOD);
     let dir = Daemon::prepare(&["midi_port"]);
-    std::fs::write(dir.path().join("realm.toml"), realm("120.0")).unwrap();
+    std::fs::write(dir.path().join("realm.toml"), realm(tempo)).unwrap();
     let dump_out = dir.path().join("dump.txt");
     let file = std::fs::File::create(&dump_out).unwrap();
     let dump = jack.spawn("jack_midi_dump", &["-a", "dump"], Stdio::from(file));
@@ -104,6 +91,12 @@ fn clock_ticks_at_exact_frames_across_a_tempo_change_and_stop_continue() {
     d.wait_for("the port to connect", |s| {
         imp_of(s, "out")["state"] == "thawed"
     });
+    (jack, d, dump, dump_out)
+}
+
+#[test]
+fn clock_ticks_at_exact_frames_across_a_tempo_change_and_stop_continue() {
+    let (mut jack, d, dump, dump_out) = start_recording("120.0");
     std::thread::sleep(Duration::from_millis(1000));
     control(&d, "stop");
     std::thread::sleep(Duration::from_millis(300));
@@ -116,7 +109,7 @@ fn clock_ticks_at_exact_frames_across_a_tempo_change_and_stop_continue() {
     std::thread::sleep(Duration::from_millis(1200));
     jack.stop_peer(dump);
 
-    let events = parse_dump(&std::fs::read_to_string(&dump_out).unwrap());
+    let events = parse_midi_dump(&std::fs::read_to_string(&dump_out).unwrap());
     let kinds: Vec<u8> = events.iter().map(|(_, b)| b[0]).collect();
     // Song position 0, Start, ticks, Stop, song position, Continue, ticks.
     let start = kinds.iter().position(|k| *k == 0xfa).expect("a Start");
@@ -168,18 +161,7 @@ fn clock_ticks_at_exact_frames_across_a_tempo_change_and_stop_continue() {
 
 #[test]
 fn a_reload_of_the_port_library_carries_the_clock_on() {
-    let mut jack = JackServer::start_with_period(PERIOD);
-    let dir = Daemon::prepare(&["midi_port"]);
-    std::fs::write(dir.path().join("realm.toml"), realm("125.0")).unwrap();
-    let dump_out = dir.path().join("dump.txt");
-    let file = std::fs::File::create(&dump_out).unwrap();
-    let dump = jack.spawn("jack_midi_dump", &["-a", "dump"], Stdio::from(file));
-    jack.wait_for_client(dump, "dump");
-    let (k, v) = jack.env();
-    let d = Daemon::start_in(dir, &[(k, v)]);
-    d.wait_for("the port to connect", |s| {
-        imp_of(s, "out")["state"] == "thawed"
-    });
+    let (mut jack, d, dump, dump_out) = start_recording("125.0");
     std::thread::sleep(Duration::from_millis(600));
     // A new build (another build id, same code) lands in one rename, as
     // cargo does; the watcher respawns the port imp.
@@ -192,7 +174,7 @@ fn a_reload_of_the_port_library_carries_the_clock_on() {
     });
     std::thread::sleep(Duration::from_millis(600));
     jack.stop_peer(dump);
-    let events = parse_dump(&std::fs::read_to_string(&dump_out).unwrap());
+    let events = parse_midi_dump(&std::fs::read_to_string(&dump_out).unwrap());
     let kinds: Vec<u8> = events.iter().map(|(_, b)| b[0]).collect();
     // One Start, no Stop, and the ticks keep their grid (960 samples at
     // 125 BPM) through the reload.

@@ -7,19 +7,14 @@ use common::*;
 use engine::alloc_guard::{self, GuardedAllocator};
 use engine::{EmittedEvent, EngineConfig, EngineCore, EngineHandle, Routing, Wire};
 use imp::RtEvent;
-use realm::{ImpHandle, Library};
 use serde_json::json;
 
 #[global_allocator]
 static ALLOCATOR: GuardedAllocator = GuardedAllocator;
 
 /// Creates and thaws an imp; returns its control part and RT part.
-fn part(lib: &str, config: serde_json::Value) -> (ImpHandle, engine::OwnedRtPart) {
-    let lib = Library::load(&built_library(lib)).unwrap();
-    lib.on_after_load(None).unwrap();
-    let mut imp = lib.create(lib.name(), &config, None).unwrap();
-    let rt = imp.thaw().unwrap().expect("an RT part");
-    (imp, rt)
+fn part(lib: &str, config: serde_json::Value) -> (realm::ImpHandle, engine::OwnedRtPart) {
+    thawed_part(lib, None, config)
 }
 
 /// What the slots in `watch` emitted in the last cycle.

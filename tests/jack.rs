@@ -21,21 +21,6 @@ fn start_daemon(jack: &JackServer, body: &str) -> Daemon {
     Daemon::start_in(dir, &[(k, v)])
 }
 
-/// `jack_midi_dump -a` lines: (absolute time in samples, bytes).
-fn parse_dump(text: &str) -> Vec<(u64, Vec<u8>)> {
-    text.lines()
-        .filter_map(|l| {
-            let (time, rest) = l.trim().split_once(": ")?;
-            let bytes = rest
-                .split_whitespace()
-                .take_while(|w| w.len() == 2 && u8::from_str_radix(w, 16).is_ok())
-                .map(|w| u8::from_str_radix(w, 16).unwrap())
-                .collect::<Vec<_>>();
-            Some((time.trim().parse().ok()?, bytes))
-        })
-        .collect()
-}
-
 #[test]
 fn jack_midiseq_through_impresario_into_jack_midi_dump() {
     let mut jack = JackServer::start();
@@ -55,7 +40,7 @@ fn jack_midiseq_through_impresario_into_jack_midi_dump() {
     });
     std::thread::sleep(Duration::from_millis(1500));
     jack.stop_peer(dump);
-    let events = parse_dump(&std::fs::read_to_string(&dump_out).unwrap());
+    let events = parse_midi_dump(&std::fs::read_to_string(&dump_out).unwrap());
     assert!(
         events.len() >= 8,
         "jack_midi_dump recorded {} events:\n{}",

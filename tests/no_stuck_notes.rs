@@ -70,26 +70,11 @@ impl Stage {
         for (name, i, path) in &self.dumps {
             self.jack.stop_peer(*i);
             let text = std::fs::read_to_string(path).unwrap();
-            seen.insert(name.clone(), parse_dump(&text));
+            seen.insert(name.clone(), parse_midi_dump(&text));
         }
         let _ = &self.dir;
         seen
     }
-}
-
-/// The frame time and MIDI bytes of each `jack_midi_dump -a` line.
-fn parse_dump(text: &str) -> Vec<(u64, Vec<u8>)> {
-    text.lines()
-        .filter_map(|l| {
-            let (time, rest) = l.trim().split_once(": ")?;
-            let bytes: Vec<u8> = rest
-                .split_whitespace()
-                .take_while(|w| w.len() == 2 && u8::from_str_radix(w, 16).is_ok())
-                .map(|w| u8::from_str_radix(w, 16).unwrap())
-                .collect();
-            (!bytes.is_empty()).then_some((time.trim().parse().ok()?, bytes))
-        })
-        .collect()
 }
 
 /// Per (channel, note): note-ons and note-offs seen; panics on an orphan

@@ -47,6 +47,40 @@ pub fn built_library(name: &str) -> PathBuf {
     path
 }
 
+/// `jack_midi_dump -a` lines: (absolute time in samples, bytes); lines
+/// without MIDI bytes are skipped.
+pub fn parse_midi_dump(text: &str) -> Vec<(u64, Vec<u8>)> {
+    text.lines()
+        .filter_map(|l| {
+            let (time, rest) = l.trim().split_once(": ")?;
+            let bytes: Vec<u8> = rest
+                .split_whitespace()
+                .take_while(|w| w.len() == 2 && u8::from_str_radix(w, 16).is_ok())
+                .map(|w| u8::from_str_radix(w, 16).unwrap())
+                .collect();
+            (!bytes.is_empty()).then_some((time.trim().parse().ok()?, bytes))
+        })
+        .collect()
+}
+
+/// Loads the built library `lib`, creates an imp with `config` (for engine
+/// slot `slot`, which a port imp needs to open its port) and thaws it;
+/// returns its control part and RT part.
+pub fn thawed_part(
+    lib: &str,
+    slot: Option<usize>,
+    config: serde_json::Value,
+) -> (realm::ImpHandle, engine::OwnedRtPart) {
+    let lib = realm::Library::load(&built_library(lib)).unwrap();
+    lib.on_after_load(None).unwrap();
+    let mut imp = lib.create(lib.name(), &config, None).unwrap();
+    if let Some(slot) = slot {
+        imp.set_slot(slot);
+    }
+    let rt = imp.thaw().unwrap().expect("an RT part");
+    (imp, rt)
+}
+
 /// A daemon running on a temporary realm.
 pub struct Daemon {
     pub dir: tempfile::TempDir,

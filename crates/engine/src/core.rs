@@ -58,12 +58,10 @@ pub struct EngineCore {
     pub(crate) position: u64,
     pub(crate) sample_rate: f64,
     pub(crate) tempo: f64,
-    /// Beats since the start at the next block's first frame.
-    pub(crate) beat: f64,
     /// A tempo an RT part asked for (a clock follower), from the next block.
     pub(crate) pending_tempo: Option<f64>,
-    /// The beat clock inside the current block, steered by grid ticks and
-    /// transport events.
+    /// The beat (beats since the start) inside the current block, steered
+    /// by grid ticks and transport events.
     pub(crate) beat_clock: BeatClock,
 }
 
@@ -150,12 +148,11 @@ impl BeatClock {
         }
     }
 
-    /// The beat at the end of a block of `frames`; the next block anchors
-    /// there.
-    fn end_block(&mut self, frames: u32, beats_per_frame: f64) -> f64 {
+    /// Moves the anchor to the end of a block of `frames`: the next block's
+    /// first frame.
+    fn end_block(&mut self, frames: u32, beats_per_frame: f64) {
         self.beat = self.at(frames, beats_per_frame);
         self.frame = 0;
-        self.beat
     }
 }
 
@@ -365,7 +362,8 @@ impl EngineCore {
             }
         }
         let mut ctx = BlockContext::new(self.position, self.sample_rate, self.tempo, frames);
-        ctx.beat_position = self.beat;
+        // Between blocks the anchor is the block's first frame.
+        ctx.beat_position = self.beat_clock.beat;
         ctx.playing = self.beat_clock.playing as u32;
         let audio_frames = if frames as usize <= audio::MAX_AUDIO_FRAMES {
             frames as usize
@@ -420,7 +418,7 @@ impl EngineCore {
         // by ticks, held by a transport Stop), and a followed tempo takes
         // effect from the next block.
         let bpf = self.beats_per_frame();
-        self.beat = self.beat_clock.end_block(frames, bpf);
+        self.beat_clock.end_block(frames, bpf);
         if let Some(bpm) = self.pending_tempo.take() {
             self.tempo = bpm;
         }

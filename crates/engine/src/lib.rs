@@ -163,7 +163,6 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         position: 0,
         sample_rate: config.sample_rate as f64,
         tempo: config.tempo_bpm,
-        beat: 0.0,
         pending_tempo: None,
         beat_clock: core::BeatClock::new(0.0),
     };
