@@ -594,6 +594,7 @@ fn run(realm_path: &Path) -> Result<()> {
     let mut realm = Realm::new(config, handle).map_err(anyhow::Error::new)?;
     realm.watch_libraries(watcher);
     realm.watch_scripts(tx.clone());
+    realm.wake_for_mail(tx.clone());
     signals.set_emergency(realm.vault_emergency());
     tracing::info!(
         "realm {} is up; control socket {}",

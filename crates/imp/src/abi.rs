@@ -29,7 +29,7 @@ macro_rules! boundary {
 
 /// Version of this ABI. Bumped on any change of meaning that the layout
 /// fingerprint cannot see (for example a new rule about who frees what).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Name of the one symbol every imp library exports.
 pub const ENTRY_SYMBOL: &[u8] = b"impresario_imp_library\0";
@@ -339,8 +339,33 @@ pub struct HostTable {
     /// The engine's sample rate in Hz (the rate an imp renders audio at).
     /// Any thread.
     pub sample_rate: unsafe extern "C" fn() -> f64,
+    /// Posts a control message (JSON) from imp `from` to imp `to` (or to
+    /// `realm`). Returns one of the `MAIL_*` codes. Any thread but the
+    /// engine's; never blocks for long (a short lock).
+    pub send: unsafe extern "C" fn(from: BytesRef, to: BytesRef, message: BytesRef) -> u32,
+    /// Posts a control message from an RT part. Engine thread: copies into
+    /// a preallocated lock-free queue, never allocates, locks or blocks.
+    /// Returns one of the `MAIL_*` codes.
+    pub rt_send: unsafe extern "C" fn(from: BytesRef, to: BytesRef, message: BytesRef) -> u32,
+    /// Subscribes imp `subscriber` to the state `publisher` publishes
+    /// (`on == 1`), or ends the subscription (`on == 0`). Control thread.
+    pub subscribe: unsafe extern "C" fn(subscriber: BytesRef, publisher: BytesRef, on: u8) -> u32,
+    /// Publishes imp `from`'s state (JSON) to its subscribers. Control thread.
+    pub publish: unsafe extern "C" fn(from: BytesRef, state: BytesRef) -> u32,
 }
 }
+
+/// `send`, `rt_send`, `subscribe`, `publish`: accepted.
+pub const MAIL_OK: u32 = 0;
+/// The realm's queue (or the engine-thread queue) is full: not sent, counted.
+pub const MAIL_FULL: u32 = 1;
+/// Malformed: not UTF-8 names, not JSON, or longer than the limits.
+pub const MAIL_INVALID: u32 = 2;
+
+/// Longest imp name in an RT message, in bytes.
+pub const RT_MAIL_NAME_BYTES: usize = 64;
+/// Longest message an RT part can send, in bytes of JSON.
+pub const RT_MAIL_BYTES: usize = 1024;
 
 /// `port_open`: the device or peer port is absent; retry later.
 pub const PORT_NOT_READY: i64 = -1;
@@ -635,7 +660,7 @@ pub const fn layout_fingerprint() -> u64 {
 
 /// The size, alignment and offsets part of [`layout_fingerprint`].
 const fn layout_hash() -> u64 {
-    let items: [usize; 50] = [
+    let items: [usize; 56] = [
         size_of::<BytesRef>(),
         align_of::<BytesRef>(),
         offset_of!(BytesRef, present),
@@ -665,6 +690,12 @@ const fn layout_hash() -> u64 {
         offset_of!(HostTable, port_open),
         offset_of!(HostTable, port_alive),
         offset_of!(HostTable, sample_rate),
+        offset_of!(HostTable, send),
+        offset_of!(HostTable, rt_send),
+        offset_of!(HostTable, subscribe),
+        offset_of!(HostTable, publish),
+        RT_MAIL_NAME_BYTES,
+        RT_MAIL_BYTES,
         size_of::<RtInstance>(),
         offset_of!(RtInstance, process),
         offset_of!(RtInstance, save_transient),

@@ -51,6 +51,7 @@ mod error;
 pub mod glue;
 mod host;
 mod log;
+pub mod mail;
 pub mod ports;
 mod traits;
 
@@ -59,6 +60,7 @@ pub use abi::{
 };
 pub use error::{ErrorKind, ImpError};
 pub use host::HostAllocator;
+pub use mail::{MailError, Messenger, RtSender};
 pub use traits::{AudioOut, CreateContext, EventWriter, Imp, NoRt, RtPart};
 
 #[doc(hidden)]

@@ -11,6 +11,7 @@
 
 use crate::abi::{BlockContext, RtEvent, TRANSIENT_BYTES};
 use crate::error::ImpError;
+use crate::mail::Messenger;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -20,12 +21,24 @@ use serde_json::Value;
 pub struct CreateContext {
     name: String,
     sample_rate: f64,
+    messenger: Messenger,
 }
 
 impl CreateContext {
     #[doc(hidden)]
     pub fn new(name: String, sample_rate: f64) -> CreateContext {
-        CreateContext { name, sample_rate }
+        CreateContext {
+            messenger: Messenger::new(name.clone()),
+            name,
+            sample_rate,
+        }
+    }
+
+    /// The imp's handle for messages to other imps (send, subscribe,
+    /// publish, and an [`RtSender`](crate::RtSender) for its RT part).
+    /// Keep a clone.
+    pub fn messenger(&self) -> &Messenger {
+        &self.messenger
     }
 
     /// The imp's name in `realm.toml` (e.g. `keys`).

@@ -9,7 +9,7 @@
 //! of memory the library got from this same allocator.
 
 use crate::ports::PortError;
-use imp::abi::{BytesRef, HostTable, ABI_VERSION, PORT_INVALID, PORT_NOT_READY};
+use imp::abi::{BytesRef, HostTable, ABI_VERSION, MAIL_INVALID, PORT_INVALID, PORT_NOT_READY};
 use imp::ports::PortSpec;
 use std::alloc::Layout;
 use std::cell::{Cell, RefCell};
@@ -147,6 +147,58 @@ unsafe extern "C" fn host_log(level: u8, target: BytesRef, message: BytesRef) {
     }
 }
 
+/// Reads a name (UTF-8) passed by an imp.
+///
+/// # Safety
+/// The bytes must be valid for the call.
+unsafe fn name_of<'a>(b: BytesRef) -> Option<&'a str> {
+    // SAFETY: the caller promises valid bytes.
+    std::str::from_utf8(unsafe { b.as_option() }?).ok()
+}
+
+unsafe extern "C" fn host_send(from: BytesRef, to: BytesRef, message: BytesRef) -> u32 {
+    // SAFETY: all three are valid for the call (ABI contract).
+    let (from, to, message) = unsafe { (name_of(from), name_of(to), message.as_option()) };
+    let (Some(from), Some(to), Some(message)) = (from, to, message) else {
+        return MAIL_INVALID;
+    };
+    match serde_json::from_slice(message) {
+        Ok(message) => crate::mail::post(from, to, message),
+        Err(_) => MAIL_INVALID,
+    }
+}
+
+unsafe extern "C" fn host_rt_send(from: BytesRef, to: BytesRef, message: BytesRef) -> u32 {
+    // SAFETY: all three are valid for the call (ABI contract).
+    let (Some(from), Some(to), Some(message)) =
+        (unsafe { (from.as_option(), to.as_option(), message.as_option()) })
+    else {
+        return MAIL_INVALID;
+    };
+    crate::mail::rt_post(from, to, message)
+}
+
+unsafe extern "C" fn host_subscribe(subscriber: BytesRef, publisher: BytesRef, on: u8) -> u32 {
+    // SAFETY: both are valid for the call (ABI contract).
+    let (Some(subscriber), Some(publisher)) =
+        (unsafe { (name_of(subscriber), name_of(publisher)) })
+    else {
+        return MAIL_INVALID;
+    };
+    crate::mail::subscribe(subscriber, publisher, on != 0)
+}
+
+unsafe extern "C" fn host_publish(from: BytesRef, state: BytesRef) -> u32 {
+    // SAFETY: both are valid for the call (ABI contract).
+    let (Some(from), Some(state)) = (unsafe { (name_of(from), state.as_option()) }) else {
+        return MAIL_INVALID;
+    };
+    match serde_json::from_slice(state) {
+        Ok(state) => crate::mail::publish(from, state),
+        Err(_) => MAIL_INVALID,
+    }
+}
+
 /// The one host table; lives for the whole process, as the ABI requires.
 pub(crate) static HOST_TABLE: HostTable = HostTable {
     abi_version: ABI_VERSION,
@@ -159,4 +211,8 @@ pub(crate) static HOST_TABLE: HostTable = HostTable {
     port_close: host_port_close,
     port_alive: host_port_alive,
     sample_rate: host_sample_rate,
+    send: host_send,
+    rt_send: host_rt_send,
+    subscribe: host_subscribe,
+    publish: host_publish,
 };

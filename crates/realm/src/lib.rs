@@ -10,6 +10,7 @@ pub mod diff;
 mod host;
 mod imp_state;
 pub mod loader;
+pub mod mail;
 pub mod observer;
 pub mod ports;
 

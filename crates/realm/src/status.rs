@@ -62,6 +62,9 @@ pub struct Status {
     pub engine: EngineStatus,
     /// The scripts folder.
     pub scripts: ScriptsStatus,
+    /// Messages between imps.
+    #[serde(default)]
+    pub messages: crate::mail::MailCounts,
 }
 
 /// One imp.

@@ -19,6 +19,7 @@ use crate::config::{script_imp, valid_script_stem, ConfigError, ImpSpec, LiveScr
 use crate::loader::{
     library_file_name, loaded_builds, loaded_bytes, CallError, ImpHandle, Library, LibraryImage,
 };
+use crate::mail::{Letter, REALM};
 use crate::protocol::{Reply, Request};
 use crate::status::{
     EngineStatus, ImpStatus, LibraryStatus, RealtimeStatus, ScriptStatus, ScriptsStatus, Status,
@@ -121,6 +122,8 @@ pub enum Message {
     Shutdown,
     /// Re-read `realm.toml` now (SIGHUP).
     Reread,
+    /// Messages between imps are waiting (see [`crate::mail`]).
+    Mail,
 }
 
 /// The running realm.
@@ -154,6 +157,10 @@ pub struct Realm {
     ticks: u64,
     library_watch: Option<crate::watch::LibraryWatch>,
     observer: Option<crate::observer::LoopObserver>,
+    /// Messages for imps that are not thawed, by imp, oldest first.
+    waiting: BTreeMap<String, std::collections::VecDeque<Letter>>,
+    /// Names messages were sent to that are not in the realm (said once).
+    unknown_recipients: std::collections::BTreeSet<String>,
 }
 
 fn err_text(e: &CallError) -> String {
@@ -176,6 +183,7 @@ impl Realm {
         let text = std::fs::read_to_string(&config.path).unwrap_or_default();
         // Imps render at the engine's rate (JACK's, when JACK drives it).
         crate::host::set_sample_rate(engine.config().sample_rate as f64);
+        crate::mail::install(None);
         let mut realm = Realm {
             config: RealmConfig {
                 imps: BTreeMap::new(),
@@ -204,6 +212,8 @@ impl Realm {
             ticks: 0,
             library_watch: None,
             observer: None,
+            waiting: BTreeMap::new(),
+            unknown_recipients: Default::default(),
         };
         if let vault::OpenReport::Recovered { .. } = report {
             realm.vault_changed_at = Some(Instant::now());
@@ -219,6 +229,12 @@ impl Realm {
     /// the directory is removed and comes back (`cargo clean`).
     pub fn watch_libraries(&mut self, watch: crate::watch::LibraryWatch) {
         self.library_watch = Some(watch);
+    }
+
+    /// Lets messages from imps wake the loop as [`Message::Mail`], so they
+    /// are delivered within milliseconds (without it, at the next tick).
+    pub fn wake_for_mail(&mut self, tx: mpsc::Sender<Message>) {
+        crate::mail::install(Some(tx));
     }
 
     /// Watches the scripts folder; changes wake the loop as
@@ -487,6 +503,130 @@ impl Realm {
         }
     }
 
+    // ---- messages between imps ---------------------------------------------
+
+    /// Delivers the messages imps posted, in order, and the waiting lines
+    /// of imps that thawed. Control thread; called after everything the
+    /// loop does.
+    pub fn deliver_mail(&mut self) {
+        // A reply may post again; a ping-pong between two imps must not
+        // hold the loop: what is left waits for the next turn.
+        for _ in 0..16 {
+            let ready: Vec<String> = self
+                .waiting
+                .keys()
+                .filter(|n| self.takes_mail(n))
+                .cloned()
+                .collect();
+            for n in ready {
+                for l in self.waiting.remove(&n).unwrap_or_default() {
+                    self.hand_over(l);
+                }
+            }
+            let letters = crate::mail::take();
+            if letters.is_empty() {
+                return;
+            }
+            for l in letters {
+                self.deliver(l);
+            }
+        }
+        if crate::mail::pending() {
+            crate::mail::wake_later();
+        }
+    }
+
+    fn takes_mail(&self, name: &str) -> bool {
+        self.imps
+            .get(name)
+            .is_some_and(|s| s.lifecycle == Lifecycle::Thawed && s.handle.is_some())
+    }
+
+    fn deliver(&mut self, l: Letter) {
+        if l.to == REALM {
+            self.realm_message(l);
+            return;
+        }
+        if !self.imps.contains_key(&l.to) {
+            crate::mail::count(|c| c.undeliverable += 1);
+            if self.unknown_recipients.insert(l.to.clone()) {
+                tracing::warn!(
+                    "imp {} sent a message to `{}`, which is not in the realm; dropped (said once)",
+                    l.from,
+                    l.to
+                );
+            }
+            return;
+        }
+        if !self.takes_mail(&l.to) {
+            let line = self.waiting.entry(l.to.clone()).or_default();
+            if l.notify {
+                if let Some(i) = line.iter().position(|w| w.notify && w.from == l.from) {
+                    line.remove(i);
+                    crate::mail::count(|c| c.superseded += 1);
+                }
+            }
+            if line.len() >= imp::mail::WAITING_CAPACITY {
+                crate::mail::count(|c| c.dropped_waiting += 1);
+            } else {
+                line.push_back(l);
+            }
+            return;
+        }
+        // Older messages first.
+        for w in self.waiting.remove(&l.to).unwrap_or_default() {
+            self.hand_over(w);
+        }
+        self.hand_over(l);
+    }
+
+    /// Calls the receiver's `control` with the message.
+    fn hand_over(&mut self, l: Letter) {
+        let Some(h) = self.imps.get_mut(&l.to).and_then(|s| s.handle.as_mut()) else {
+            crate::mail::count(|c| c.undeliverable += 1);
+            return;
+        };
+        match h.control(&l.message) {
+            Ok(_) => crate::mail::count(|c| c.delivered += 1),
+            Err(CallError::Panicked(m)) => {
+                crate::mail::count(|c| c.refused += 1);
+                self.fail(
+                    &l.to,
+                    format!("panicked in control (a message from {}): {m}", l.from),
+                );
+            }
+            Err(e) => {
+                crate::mail::count(|c| c.refused += 1);
+                tracing::warn!("imp {} refused a message from {}: {e}", l.to, l.from);
+            }
+        }
+    }
+
+    /// A message to the realm itself.
+    fn realm_message(&mut self, l: Letter) {
+        let cmd = l.message.get("cmd").and_then(Value::as_str);
+        let result = match cmd {
+            Some("tempo") => match l.message.get("bpm").and_then(Value::as_f64) {
+                Some(bpm) if (1.0..=999.0).contains(&bpm) => self
+                    .engine
+                    .set_tempo(bpm)
+                    .map_err(|e| format!("the engine did not take the tempo: {e}")),
+                _ => Err("`tempo` needs `bpm`, a number 1..=999".to_string()),
+            },
+            _ => Err(format!(
+                "the realm takes {{\"cmd\": \"tempo\", \"bpm\": <1..=999>}}; got {}",
+                l.message
+            )),
+        };
+        match result {
+            Ok(()) => crate::mail::count(|c| c.delivered += 1),
+            Err(e) => {
+                crate::mail::count(|c| c.refused += 1);
+                tracing::warn!("imp {} sent the realm a message it refused: {e}", l.from);
+            }
+        }
+    }
+
     // ---- one imp ----------------------------------------------------------
 
     fn fail(&mut self, name: &str, why: String) {
@@ -687,6 +827,10 @@ impl Realm {
                 let _ = self.engine.remove(s.slot);
             }
             self.free_slots.push(s.slot);
+            crate::mail::forget(name);
+            if let Some(line) = self.waiting.remove(name) {
+                crate::mail::count(|c| c.undeliverable += line.len() as u64);
+            }
             tracing::info!("imp {name} removed (its vault data is kept)");
         }
     }
@@ -1311,6 +1455,7 @@ impl Realm {
         } else {
             self.vault_changed_at = None;
         }
+        self.deliver_mail();
     }
 
     fn realm_settle(&self) -> Duration {
@@ -1530,6 +1675,7 @@ impl Realm {
                 dir: self.file_config.settings.scripts_dir.clone(),
                 files,
             },
+            messages: crate::mail::counts(self.waiting.values().map(|l| l.len() as u64).sum()),
         }
     }
 
@@ -1645,6 +1791,7 @@ impl Realm {
                 }
                 Ok(Message::ScriptsChanged) => self.check_scripts(),
                 Ok(Message::Reread) => self.check_realm_file(),
+                Ok(Message::Mail) => {}
                 Ok(Message::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
@@ -1656,6 +1803,7 @@ impl Realm {
                 next_tick =
                     Instant::now() + Duration::from_millis(self.config.settings.reconcile_ms);
             }
+            self.deliver_mail();
         }
         if let Some(observe) = self.observer.as_mut() {
             observe(crate::observer::LoopEvent::Stopping);
