@@ -1,6 +1,6 @@
 //! The real-time pipeline itself.
 
-use crate::config::{ArpMode, RunMode};
+use crate::config::{ArpMode, OutMidi, RunMode};
 use crate::event::{BlockContext, EventSink, Midi, NoteEvent};
 use crate::ledger::{Held, HeldTable, OutNote, OutputTable, Route, TimedOff, TimedOffs};
 use crate::limits::*;
@@ -209,6 +209,53 @@ pub(crate) struct State {
     pub pedals: crate::controllers::PedalBook,
     /// An external clock's transport holds the beat: generators wait.
     pub paused: bool,
+    /// `send` messages waiting for the start of the next block.
+    pub sends: SendQueue,
+}
+
+/// Fixed-size FIFO of [`OutMidi`] for the next block (not carried across a
+/// hot swap: the imp moves messages in just before `process`, which sends
+/// them at once unless the sink is full).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendQueue {
+    items: [OutMidi; MAX_SENDS],
+    head: usize,
+    len: usize,
+}
+
+impl Default for SendQueue {
+    fn default() -> Self {
+        SendQueue {
+            items: [OutMidi::new(0, &[0xc0, 0]).expect("a program change is valid"); MAX_SENDS],
+            head: 0,
+            len: 0,
+        }
+    }
+}
+
+impl SendQueue {
+    fn push(&mut self, m: OutMidi) -> bool {
+        if self.len == MAX_SENDS {
+            return false;
+        }
+        self.items[(self.head + self.len) % MAX_SENDS] = m;
+        self.len += 1;
+        true
+    }
+
+    /// Writes what fits at `frame`, in order; the rest waits.
+    fn flush(&mut self, frame: u32, sink: &mut impl EventSink) {
+        while self.len > 0 && sink.remaining() > 0 {
+            let m = self.items[self.head];
+            let ev = NoteEvent::from_bytes(frame, m.output(), m.bytes())
+                .expect("OutMidi holds 2 or 3 bytes");
+            if !sink.push(ev) {
+                return;
+            }
+            self.head = (self.head + 1) % MAX_SENDS;
+            self.len -= 1;
+        }
+    }
 }
 
 /// The bard's real-time note pipeline. See the crate docs for the stages.
@@ -238,6 +285,7 @@ impl Bard {
                 next_start: NEVER,
                 pedals: Default::default(),
                 paused: false,
+                sends: SendQueue::default(),
             },
         };
         b.st.reconcile(&b.cfg, None);
@@ -296,6 +344,24 @@ impl Bard {
         self.st.all_notes_off(out);
         // Stops while_held movements (their keys are forgotten).
         self.st.reconcile(&self.cfg, Some(&self.cfg));
+    }
+
+    /// Queues one checked channel message (a `send` control message: bank
+    /// select, program change…) for frame 0 of the next block, after the
+    /// note-offs still pending and before anything played in that block.
+    /// Returns `false` (and drops it) when [`MAX_SENDS`] are already
+    /// waiting; check [`send_room`](Self::send_room) first to keep it.
+    ///
+    /// Thread: the engine thread. Never allocates.
+    pub fn send(&mut self, m: OutMidi) -> bool {
+        self.st.sends.push(m)
+    }
+
+    /// How many more [`send`](Self::send) messages fit before the next block.
+    ///
+    /// Thread: the engine thread. Never allocates.
+    pub fn send_room(&self) -> usize {
+        MAX_SENDS - self.st.sends.len
     }
 
     /// Swaps in a new configuration and returns the old one, which the caller
@@ -415,6 +481,9 @@ impl State {
         self.paused = paused;
         self.sync_generators(cfg, start);
         self.out.flush_pending(0, sink);
+        // Bank select / program change go before the block's notes, so the
+        // first note after a preset change already plays the new sound.
+        self.sends.flush(0, sink);
         self.pedals.follow_config(cfg, 0, sink);
         let last_frame = ctx.frames.saturating_sub(1);
         let mut frame = 0u32;
@@ -614,7 +683,8 @@ impl State {
         // A second note-on for a held key (no note-off between) ends the first.
         self.note_off(cfg, source, channel, note, frame, sink);
         for (zi, zone) in cfg.zones.iter().enumerate() {
-            let matches = zone.source.is_none_or(|s| s == source)
+            let matches = zone.notes
+                && zone.source.is_none_or(|s| s == source)
                 && zone.channel.is_none_or(|c| c == channel)
                 && (zone.low..=zone.high).contains(&note)
                 && (zone.vel_low..=zone.vel_high).contains(&velocity);
@@ -881,6 +951,7 @@ impl State {
         let tick = self.moves[z].next_tick;
         self.moves[z].next_tick += 1;
         let transpose = self.moves[z].transpose;
+        let zone_transpose = cfg.zones.get(z).map_or(0, |zc| zc.transpose);
         for (vi, v) in m.voices.iter().enumerate() {
             let vs = self.moves[z].voices[vi];
             if vs.done || v.patterns.is_empty() {
@@ -893,7 +964,7 @@ impl State {
                     let note = if v.drums {
                         pn.note as i16
                     } else {
-                        pn.note as i16 + transpose + cfg.transpose
+                        pn.note as i16 + transpose + cfg.transpose + zone_transpose
                     };
                     if (0..=127).contains(&note) {
                         let o = OutNote {
@@ -951,7 +1022,9 @@ fn finalize(zone: &PZone, transpose: i16, pitch: i16, in_channel: u8) -> Option<
             note: d,
         });
     }
-    let p = pitch + transpose;
+    // The note-off of a held key comes from the ledger, not from here, so
+    // a transpose changed while the key is held cannot strand its note.
+    let p = pitch + transpose + zone.transpose;
     (0..=127).contains(&p).then(|| OutNote {
         port: zone.output,
         channel: zone.out_channel.unwrap_or(in_channel),

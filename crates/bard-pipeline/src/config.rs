@@ -54,6 +54,18 @@ pub struct Transpose {
 }
 
 impl Transpose {
+    /// Checks the ranges (octaves -10..=10, semitones -127..=127); `p` is
+    /// the path of the field for the error.
+    fn validate(&self, p: &str) -> Result<(), ConfigError> {
+        range(&format!("{p}.octaves"), self.octaves as f64, -10.0, 10.0)?;
+        range(
+            &format!("{p}.semitones"),
+            self.semitones as f64,
+            -127.0,
+            127.0,
+        )
+    }
+
     /// Total shift in semitones.
     pub fn total(&self) -> i16 {
         self.octaves as i16 * 12 + self.semitones as i16
@@ -99,6 +111,15 @@ pub struct ZoneConfig {
     /// from this zone's source and channel go to this zone's output and
     /// channel (default); `false` opts the zone out.
     pub controllers: bool,
+    /// Stage 6: this zone's own transpose (octaves + semitones, same
+    /// ranges as the global one), added to the global transpose; not
+    /// applied to drum notes.
+    pub transpose: Transpose,
+    /// Takes played notes (default). `false` makes a zone that only plays
+    /// its `movement` (run `always`): it matches no played note and no
+    /// controller, whatever its source, channel and note range say. The
+    /// enchanter's drum patterns and metronome are such zones.
+    pub notes: bool,
 }
 
 impl Default for ZoneConfig {
@@ -120,6 +141,8 @@ impl Default for ZoneConfig {
             output: 0,
             out_channel: None,
             controllers: true,
+            transpose: Transpose::default(),
+            notes: true,
         }
     }
 }
@@ -659,6 +682,10 @@ pub enum Problem {
     /// A control message names a path that does not exist.
     #[error("no such field")]
     NoSuchField,
+    /// The bytes of a `send` message are not one channel message the bard
+    /// may send.
+    #[error("{0}")]
+    Midi(String),
 }
 
 fn err(path: impl Into<String>, problem: Problem) -> ConfigError {
@@ -712,18 +739,7 @@ impl BardConfig {
                 },
             ));
         }
-        range(
-            "transpose.octaves",
-            self.transpose.octaves as f64,
-            -10.0,
-            10.0,
-        )?;
-        range(
-            "transpose.semitones",
-            self.transpose.semitones as f64,
-            -127.0,
-            127.0,
-        )?;
+        self.transpose.validate("transpose")?;
         for (i, z) in self.zones.iter().enumerate() {
             z.validate(&format!("zones[{i}]"))?;
         }
@@ -741,6 +757,12 @@ impl BardConfig {
                 let mut doc = serde_json::to_value(self).expect("BardConfig always serializes");
                 set_pointer(&mut doc, path, value.clone())?;
                 return BardConfig::from_value(doc);
+            }
+            ControlMessage::Send { output, midi } => {
+                // Changes nothing in the configuration; the caller hands
+                // the checked message to the RT part (see `Bard::send`).
+                OutMidi::new(*output, midi)?;
+                self.clone()
             }
             ControlMessage::Transpose { octaves, semitones } => {
                 let mut c = self.clone();
@@ -819,6 +841,7 @@ fn set_pointer(
 
 impl ZoneConfig {
     fn validate(&self, p: &str) -> Result<(), ConfigError> {
+        self.transpose.validate(&format!("{p}.transpose"))?;
         if let Some(c) = self.channel {
             range(&format!("{p}.channel"), c as f64, 1.0, 16.0)?;
         }
@@ -917,6 +940,14 @@ impl ZoneConfig {
                     ),
                 ));
             }
+            if !self.notes && m.run == RunMode::WhileHeld {
+                return Err(err(
+                    format!("{mp}.run"),
+                    Problem::Invalid(
+                        "a zone with notes = false takes no key to hold: its movement must run always",
+                    ),
+                ));
+            }
             range(
                 &format!("{mp}.ticks_per_beat"),
                 m.ticks_per_beat as f64,
@@ -992,7 +1023,8 @@ impl ZoneConfig {
 /// `{"cmd": "transpose", "octaves": 1, "semitones": 0}`,
 /// `{"cmd": "mute_voice", "zone": 0, "voice": 1, "mute": true}`,
 /// `{"cmd": "switch_patterns", "zone": 0, "voice": 0, "patterns": ["fill"]}`,
-/// `{"cmd": "replace", "config": {...}}`.
+/// `{"cmd": "replace", "config": {...}}`,
+/// `{"cmd": "send", "output": 1, "midi": [192, 4]}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ControlMessage {
@@ -1017,6 +1049,83 @@ pub enum ControlMessage {
         voice: usize,
         patterns: Vec<String>,
     },
+    /// Sends one channel message (bank select, program change, a CC…) on
+    /// numbered output `output` at the start of the next block; checked by
+    /// [`OutMidi::new`]. It changes no configuration.
+    Send { output: u8, midi: Vec<u8> },
+}
+
+/// One MIDI channel message for a numbered output, checked: a status byte
+/// 0xA0..=0xEF followed by exactly the data bytes it takes (each 0..=127).
+/// Notes (0x80, 0x90) are refused: their note-offs would bypass the note
+/// ledger that guarantees nothing sticks; play notes through a zone.
+/// System messages (0xF0..) are refused: they are not per output channel.
+///
+/// Plain data (`Copy`): it crosses into the engine thread through a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutMidi {
+    output: u8,
+    bytes: [u8; 3],
+    len: u8,
+}
+
+impl OutMidi {
+    /// Checks `midi` and builds the message for output `output`.
+    ///
+    /// Thread: any (allocates only for an error).
+    pub fn new(output: u8, midi: &[u8]) -> Result<OutMidi, ConfigError> {
+        let bad = |m: String| Err(err("midi", Problem::Midi(m)));
+        let Some(&status) = midi.first() else {
+            return bad(
+                "is empty: give one channel message, e.g. [176, 0, 1] (bank select) or [192, 4] (program change)"
+                    .into(),
+            );
+        };
+        let (name, data) = match status & 0xf0 {
+            0x80 | 0x90 => {
+                return bad(format!(
+                    "status byte {status} ({status:#04x}) is a note message; send carries no notes (their note-offs would bypass the bard's note ledger): play notes through a zone"
+                ))
+            }
+            0xa0 => ("polyphonic pressure", 2),
+            0xb0 => ("control change", 2),
+            0xc0 => ("program change", 1),
+            0xd0 => ("channel pressure", 1),
+            0xe0 => ("pitch bend", 2),
+            _ => {
+                return bad(format!(
+                    "first byte {status} ({status:#04x}) is not a channel status byte: one of 0xA0..=0xEF (pressure, control change, program change, pitch bend) is needed"
+                ))
+            }
+        };
+        if midi.len() != 1 + data {
+            return bad(format!(
+                "status byte {status} ({status:#04x}) is a {name}, which takes {data} data byte{}, got {}",
+                if data == 1 { "" } else { "s" },
+                midi.len() - 1
+            ));
+        }
+        if let Some((i, &b)) = midi.iter().enumerate().skip(1).find(|(_, &b)| b > 127) {
+            return bad(format!("data byte {i} is {b}; data bytes are 0..=127"));
+        }
+        let mut bytes = [0u8; 3];
+        bytes[..midi.len()].copy_from_slice(midi);
+        Ok(OutMidi {
+            output,
+            bytes,
+            len: midi.len() as u8,
+        })
+    }
+
+    /// The numbered output it goes to.
+    pub fn output(&self) -> u8 {
+        self.output
+    }
+
+    /// The message's bytes (2 or 3).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
 }
 
 impl ControlMessage {

@@ -70,8 +70,10 @@ fn destinations(
     let mut n = 0;
     let mut taken = false;
     for zone in &cfg.zones {
-        let matches =
-            zone.source.is_none_or(|s| s == source) && zone.channel.is_none_or(|c| c == channel);
+        // A movement-only zone (`notes = false`) takes nothing played.
+        let matches = zone.notes
+            && zone.source.is_none_or(|s| s == source)
+            && zone.channel.is_none_or(|c| c == channel);
         if !matches {
             continue;
         }

@@ -27,7 +27,8 @@
 //!    BPM give the tick length; voices repeat, mute, switch patterns; free
 //!    running or gated and transposed by the played key) and **drum mode**
 //!    (played keys → General MIDI drums on channel 10);
-//! 6. **global transpose** (octaves + semitones; not applied to drum notes);
+//! 6. **transpose**: the global transpose plus the zone's own `transpose`
+//!    (octaves + semitones each; not applied to drum notes);
 //! 7. **numbered outputs**: each zone (and each voice) sends to output N, the
 //!    imp wired as N in `realm.toml`.
 //!
@@ -83,7 +84,8 @@
 //! | call | thread | allocates |
 //! |---|---|---|
 //! | [`BardConfig::from_json`], [`BardConfig::apply_control`], [`ControlMessage::from_json`], [`PreparedConfig::new`], [`Bard::new`] | any non-real-time thread | yes |
-//! | [`Bard::process`], [`Bard::all_notes_off`], [`Bard::apply_config`], [`Bard::save_transient`], [`Bard::restore_transient`], [`Bard::stats`], [`Bard::sounding`] | the engine thread | never |
+//! | [`Bard::process`], [`Bard::all_notes_off`], [`Bard::apply_config`], [`Bard::send`], [`Bard::send_room`], [`Bard::save_transient`], [`Bard::restore_transient`], [`Bard::stats`], [`Bard::sounding`] | the engine thread | never |
+//! | [`OutMidi::new`] | any | only for its error |
 //! | dropping a [`PreparedConfig`] or a [`Bard`] | a non-real-time thread | frees |
 //! | [`NoteEvent`], [`BlockContext`], [`FixedSink`], [`SliceSink`] (plain data) | any | never |
 //!
@@ -107,6 +109,17 @@
 //! * `all_notes_off` writes at frame 0; it is meant between blocks.
 //! * Output channel: the zone's `out_channel`, else the input channel; drums
 //!   always on channel 10.
+//! * A zone with `notes = false` takes no played note and no controller: it
+//!   only plays its movement (which must run `always`). The enchanter's
+//!   drum patterns and metronome are such zones.
+//! * `send` (a [`ControlMessage::Send`]) carries one channel message, not a
+//!   note (a note-on sent that way would escape the ledger), to a numbered
+//!   output at frame 0 of the next block: after the note-offs still pending,
+//!   before the block's notes. The control part checks it
+//!   ([`OutMidi::new`]) and moves the plain [`OutMidi`] to the engine thread
+//!   through a ring; [`Bard::send`] queues up to [`limits::MAX_SENDS`].
+//!   Queued sends are not carried across a hot swap (they leave at the very
+//!   next block unless the output buffer is full).
 //!
 //! ## Configuration (vault JSON)
 //!
@@ -143,7 +156,8 @@
 //!
 //! Control messages change the configuration: [`ControlMessage`]s
 //! (`{"cmd": "set", "path": "/zones/1/scale/key", "value": "E"}`, `transpose`,
-//! `mute_voice`, `switch_patterns`, `replace`).
+//! `mute_voice`, `switch_patterns`, `replace`, and `send`:
+//! `{"cmd": "send", "output": 1, "midi": [192, 4]}`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -178,6 +192,8 @@ pub mod limits {
     pub const MAX_ARP_NOTES: usize = 32;
     /// 0-based MIDI channel of General MIDI drums (channel 10).
     pub const DRUM_CHANNEL: u8 = 9;
+    /// Messages of `send` control messages waiting for the next block.
+    pub const MAX_SENDS: usize = 64;
     /// Size of the transient-state buffer for hot swaps.
     pub const TRANSIENT_STATE_BYTES: usize = 24 * 1024;
 }
@@ -185,8 +201,8 @@ pub mod limits {
 pub use bard::{Bard, Stats};
 pub use config::{
     ArpConfig, ArpMode, BardConfig, ChordConfig, ChordName, ChordShape, ConfigError,
-    ControlMessage, DrumConfig, Feel, Key, MovementConfig, PatternConfig, PatternNote, Problem,
-    Rate, RunMode, ScaleConfig, ScaleKind, Snap, Transpose, VelocityConfig, VoiceConfig,
+    ControlMessage, DrumConfig, Feel, Key, MovementConfig, OutMidi, PatternConfig, PatternNote,
+    Problem, Rate, RunMode, ScaleConfig, ScaleKind, Snap, Transpose, VelocityConfig, VoiceConfig,
     ZoneConfig,
 };
 pub use event::{BlockContext, EventSink, FixedSink, Midi, NoteEvent, SliceSink};

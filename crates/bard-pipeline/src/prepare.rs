@@ -37,6 +37,10 @@ pub(crate) struct PZone {
     pub output: u8,
     pub out_channel: Option<u8>,
     pub controllers: bool,
+    /// The zone's own transpose in semitones (added to the global one).
+    pub transpose: i16,
+    /// Takes played notes and controllers.
+    pub notes: bool,
 }
 
 pub(crate) const NO_NOTE: u8 = 255;
@@ -188,6 +192,8 @@ impl PreparedConfig {
                 output: z.output,
                 out_channel: z.out_channel.map(|c| c - 1),
                 controllers: z.controllers,
+                transpose: z.transpose.total(),
+                notes: z.notes,
             })
             .collect();
         Ok(PreparedConfig {

@@ -26,6 +26,7 @@ const CONFIGS: &[&str] = &[
     r#"{"zones":[{"high":59,"output":1,"arp":{"mode":"chord","rate":"1/32","octaves":3}},{"low":50,"output":2,"out_channel":3,"scale":{"key":"D","scale":"dorian","white_keys":true},"chord":{"shape":"9","diatonic":true}}]}"#,
     r#"{"zones":[{"channel":1,"drums":{}},{"channel":2,"movement":{"ticks_per_beat":12,"run":"while_held","patterns":{"p":{"length":7,"notes":[{"tick":0,"note":60,"duration":9},{"tick":0,"note":60,"duration":2},{"tick":5,"note":67}]}},"voices":[{"patterns":["p"]},{"patterns":["p"],"drums":true}]}}]}"#,
     r#"{"transpose":{"semitones":7},"zones":[{"source":1,"output":5},{"high":0,"movement":{"ticks_per_beat":24,"bpm":173.0,"patterns":{"a":{"length":5,"notes":[{"tick":1,"note":40,"duration":30}]},"b":{"length":3,"notes":[{"tick":0,"note":41,"duration":1}]}},"voices":[{"patterns":["a","b"],"repeat":2,"cycle":false}]}},{"arp":{"mode":"as_played","rate":"1/8.","latch":true,"quantize_start":true}}]}"#,
+    r#"{"transpose":{"semitones":-2},"zones":[{"high":60,"transpose":{"octaves":1,"semitones":5}},{"low":55,"transpose":{"semitones":-7},"arp":{"rate":"1/32"}},{"notes":false,"transpose":{"semitones":3},"movement":{"ticks_per_beat":4,"patterns":{"a":{"length":3,"notes":[{"tick":0,"note":60,"duration":5}]}},"voices":[{"patterns":["a"]},{"patterns":["a"],"drums":true}]}}]}"#,
 ];
 
 #[derive(Clone, Debug)]

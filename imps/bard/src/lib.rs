@@ -23,7 +23,12 @@
 //!
 //! Control messages: `{"cmd": "set", "path": "/zones/0/scale/key", "value": "E"}`,
 //! `{"cmd": "transpose", "octaves": 1, "semitones": 0}`, `mute_voice`,
-//! `switch_patterns`, `replace` (see `bard_pipeline::ControlMessage`).
+//! `switch_patterns`, `replace` (see `bard_pipeline::ControlMessage`), and
+//! `{"cmd": "send", "output": 1, "midi": [192, 4]}`: one channel message
+//! (bank select, program change, a CC…; no notes) sent on numbered output
+//! 1 at the start of the next block. It reaches the RT part through a
+//! preallocated ring of plain messages; when that ring is full the control
+//! message is refused (try again), never blocked on.
 //!
 //! ## Hot swap
 //!
@@ -31,7 +36,9 @@
 //! arpeggiator and pattern positions) to its successor through the
 //! engine's fixed-size buffer, so a rebuilt bard carries on in phase.
 
-use bard_pipeline::{Bard, BardConfig, ControlMessage, EventSink, NoteEvent, PreparedConfig};
+use bard_pipeline::{
+    Bard, BardConfig, ControlMessage, EventSink, NoteEvent, OutMidi, PreparedConfig,
+};
 use imp::{
     BlockContext, CreateContext, EventWriter, Imp, ImpError, RtEvent, RtPart, TRANSIENT_BYTES,
 };
@@ -44,6 +51,9 @@ const _: () = assert!(bard_pipeline::limits::TRANSIENT_STATE_BYTES <= TRANSIENT_
 
 /// Input events the RT part converts per block at most (the engine's limit).
 const MAX_INPUT: usize = 1024;
+
+/// `send` messages in flight from the control part to the RT part.
+const SEND_RING: usize = 256;
 
 /// What the bard keeps in the vault.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -68,6 +78,7 @@ pub struct BardImp {
     live: BardConfig,
     to_rt: Option<rtrb::Producer<PreparedConfig>>,
     from_rt: Option<rtrb::Consumer<PreparedConfig>>,
+    sends: Option<rtrb::Producer<OutMidi>>,
     shared: Arc<Shared>,
 }
 
@@ -76,6 +87,7 @@ pub struct BardRt {
     bard: Bard,
     configs: rtrb::Consumer<PreparedConfig>,
     spent: rtrb::Producer<PreparedConfig>,
+    sends: rtrb::Consumer<OutMidi>,
     input: Vec<NoteEvent>,
     shared: Arc<Shared>,
 }
@@ -98,6 +110,28 @@ impl BardImp {
             })?;
         }
         Ok(())
+    }
+
+    /// Checks one `send` message and hands it to the RT part. A frozen bard
+    /// has no output to send on: the message is refused, not kept for later
+    /// (a program change from long ago is not what the performer expects).
+    fn send(&mut self, output: u8, midi: &[u8]) -> Result<Value, ImpError> {
+        let m = OutMidi::new(output, midi).map_err(|e| {
+            ImpError::invalid(format!("send {midi:?} to output {output}: {}", e.problem))
+        })?;
+        let Some(tx) = self.sends.as_mut() else {
+            return Err(ImpError::new(
+                imp::ErrorKind::Other,
+                "the bard is frozen (not running): nothing can be sent now",
+            ));
+        };
+        tx.push(m).map_err(|_| {
+            ImpError::new(
+                imp::ErrorKind::Other,
+                "too many send messages waiting for the engine; try again",
+            )
+        })?;
+        Ok(json!({ "sent": true }))
     }
 
     /// Drops, here on the control thread, configurations the RT part let go of.
@@ -127,6 +161,7 @@ impl Imp for BardImp {
             live,
             to_rt: None,
             from_rt: None,
+            sends: None,
             shared: Arc::new(Shared::default()),
         })
     }
@@ -135,12 +170,15 @@ impl Imp for BardImp {
         let prepared = PreparedConfig::new(&self.live).map_err(config_error)?;
         let (to_rt, configs) = rtrb::RingBuffer::new(16);
         let (spent, from_rt) = rtrb::RingBuffer::new(16);
+        let (sends_tx, sends) = rtrb::RingBuffer::new(SEND_RING);
         self.to_rt = Some(to_rt);
         self.from_rt = Some(from_rt);
+        self.sends = Some(sends_tx);
         Ok(Some(BardRt {
             bard: Bard::new(prepared),
             configs,
             spent,
+            sends,
             input: Vec::with_capacity(MAX_INPUT),
             shared: self.shared.clone(),
         }))
@@ -150,6 +188,7 @@ impl Imp for BardImp {
         self.collect_spent();
         self.to_rt = None;
         self.from_rt = None;
+        self.sends = None;
         Saved {
             base: self.base.clone(),
             live: self.live.clone(),
@@ -169,6 +208,9 @@ impl Imp for BardImp {
     fn control(&mut self, message: Value) -> Result<Value, ImpError> {
         let bytes = serde_json::to_vec(&message)?;
         let msg = ControlMessage::from_json(&bytes).map_err(config_error)?;
+        if let ControlMessage::Send { output, midi } = &msg {
+            return self.send(*output, midi);
+        }
         let next = self.live.apply_control(&msg).map_err(config_error)?;
         let previous = std::mem::replace(&mut self.live, next);
         if let Err(e) = self.push_live() {
@@ -237,6 +279,11 @@ impl RtPart for BardRt {
             }
             self.shared.config_swaps.fetch_add(1, Ordering::Relaxed);
         }
+        // Only take what the bard can queue, so nothing popped is lost.
+        while self.bard.send_room() > 0 {
+            let Ok(m) = self.sends.pop() else { break };
+            self.bard.send(m);
+        }
         self.input.clear();
         for e in input.iter().take(MAX_INPUT) {
             if let Some(n) = NoteEvent::from_bytes(e.frame, e.port, e.midi_bytes()) {
@@ -272,3 +319,83 @@ impl RtPart for BardRt {
 }
 
 imp::export!(BardImp);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thawed() -> (BardImp, BardRt) {
+        let ctx = CreateContext::new("bard".into(), 48_000.0);
+        let mut imp = BardImp::create(&ctx, json!({}), None).unwrap();
+        let rt = imp.thaw().unwrap().unwrap();
+        (imp, rt)
+    }
+
+    fn block(rt: &mut BardRt, start: u64, input: &[RtEvent]) -> Vec<(u32, u8, Vec<u8>)> {
+        let mut buf = [RtEvent::midi(0, &[0xf8]); 16];
+        let mut w = EventWriter::new(&mut buf);
+        let ctx = BlockContext::new(start, 48_000.0, 120.0, 64);
+        rt.process(&ctx, input, &mut w);
+        let n = w.len();
+        buf[..n]
+            .iter()
+            .map(|e| (e.frame, e.port, e.midi_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn send_goes_out_on_its_output_at_the_next_block() {
+        let (mut imp, mut rt) = thawed();
+        let r = imp
+            .control(json!({"cmd": "send", "output": 3, "midi": [0xb1, 0, 2]}))
+            .unwrap();
+        assert_eq!(r, json!({"sent": true}));
+        imp.control(json!({"cmd": "send", "output": 3, "midi": [0xc1, 7]}))
+            .unwrap();
+        let note = RtEvent::midi(0, &[0x90, 60, 100]);
+        assert_eq!(
+            block(&mut rt, 0, &[note]),
+            vec![
+                (0, 3, vec![0xb1, 0, 2]),
+                (0, 3, vec![0xc1, 7]),
+                (0, 0, vec![0x90, 60, 100])
+            ]
+        );
+        assert_eq!(block(&mut rt, 64, &[]), vec![]);
+        // The configuration did not change.
+        assert_eq!(imp.live, BardConfig::from_value(json!({})).unwrap());
+    }
+
+    #[test]
+    fn send_refuses_what_is_not_one_channel_message() {
+        let (mut imp, mut rt) = thawed();
+        let e = imp
+            .control(json!({"cmd": "send", "output": 1, "midi": [0x90, 60, 100]}))
+            .unwrap_err();
+        assert!(e.to_string().contains("note message"), "{e}");
+        let e = imp
+            .control(json!({"cmd": "send", "output": 1, "midi": [0xc0]}))
+            .unwrap_err();
+        assert!(e.to_string().contains("takes 1 data byte, got 0"), "{e}");
+        assert_eq!(block(&mut rt, 0, &[]), vec![]);
+    }
+
+    #[test]
+    fn a_frozen_bard_refuses_send_and_a_full_ring_says_try_again() {
+        let ctx = CreateContext::new("bard".into(), 48_000.0);
+        let mut imp = BardImp::create(&ctx, json!({}), None).unwrap();
+        let e = imp
+            .control(json!({"cmd": "send", "output": 1, "midi": [0xc0, 1]}))
+            .unwrap_err();
+        assert!(e.to_string().contains("frozen"), "{e}");
+        let _rt = imp.thaw().unwrap().unwrap();
+        for _ in 0..SEND_RING {
+            imp.control(json!({"cmd": "send", "output": 1, "midi": [0xc0, 1]}))
+                .unwrap();
+        }
+        let e = imp
+            .control(json!({"cmd": "send", "output": 1, "midi": [0xc0, 1]}))
+            .unwrap_err();
+        assert!(e.to_string().contains("try again"), "{e}");
+    }
+}
