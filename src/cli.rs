@@ -60,6 +60,43 @@ enum Command {
         /// The message, as JSON, e.g. '{"cmd": "reset"}'.
         message: String,
     },
+    /// Change one live setting through the enchanter: `impresario set
+    /// lower.octave -1`, `impresario set lower.scale minor`, `impresario set
+    /// tempo 96` (every key: crates/enchantment/KEYS.md).
+    Set {
+        /// `ZONE.KEY` (zone by name or number) or a global key.
+        key: String,
+        /// The new value.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+        /// The enchanter imp (default: the one imp of library `enchanter`).
+        #[arg(long)]
+        imp: Option<String>,
+    },
+    /// Show the live settings: every zone and the global ones, or one zone.
+    Get {
+        /// A zone (by name or number); all when absent.
+        zone: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The enchanter imp (default: the one imp of library `enchanter`).
+        #[arg(long)]
+        imp: Option<String>,
+    },
+    /// Save a zone's settings as preset N (1–24), or recall it.
+    Preset {
+        /// `save` or `recall`.
+        action: PresetAction,
+        /// The preset number, 1–24.
+        number: u32,
+        /// The zone (default: the selected zone).
+        #[arg(long)]
+        zone: Option<String>,
+        /// The enchanter imp (default: the one imp of library `enchanter`).
+        #[arg(long)]
+        imp: Option<String>,
+    },
     /// Stop the running daemon gracefully.
     Stop,
     /// Render the realm's sound without devices, faster than real time, into
@@ -97,6 +134,15 @@ enum Command {
         #[command(subcommand)]
         command: ServiceCommand,
     },
+}
+
+/// What `impresario preset` does.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum PresetAction {
+    /// Store the zone's settings in the preset.
+    Save,
+    /// Load the preset into the zone.
+    Recall,
 }
 
 #[derive(Subcommand)]
@@ -187,6 +233,44 @@ pub fn main() -> ExitCode {
         Command::Control { imp, message } => serde_json::from_str(&message)
             .context("the message is not valid JSON")
             .and_then(|message| simple(&realm_path, Request::Control { imp, message })),
+        Command::Set { key, value, imp } => enchant(
+            &realm_path,
+            imp,
+            serde_json::json!({ "cmd": "set", "key": key, "value": value }),
+        )
+        .map(|v| print_settings(&v)),
+        Command::Get { zone, json, imp } => enchant(
+            &realm_path,
+            imp,
+            serde_json::json!({ "cmd": "get", "zone": zone }),
+        )
+        .and_then(|v| {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_settings(&v);
+            }
+            Ok(())
+        }),
+        Command::Preset {
+            action,
+            number,
+            zone,
+            imp,
+        } => enchant(
+            &realm_path,
+            imp,
+            serde_json::json!({
+                "cmd": "preset",
+                "action": match action {
+                    PresetAction::Save => "save",
+                    PresetAction::Recall => "recall",
+                },
+                "number": number,
+                "zone": zone,
+            }),
+        )
+        .map(|v| print_settings(&v)),
         Command::Stop => simple(&realm_path, Request::Shutdown),
         Command::Ports => ports(),
         Command::Seq { command } => seq(&realm_path, command),
@@ -400,6 +484,62 @@ fn seq_list(realm_path: &Path, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Sends `message` to the enchanter (`imp`, or the one imp of library
+/// `enchanter`) and returns its reply.
+fn enchant(realm_path: &Path, imp: Option<String>, message: Value) -> Result<Value> {
+    let imp = match imp {
+        Some(imp) => imp,
+        None => {
+            let status = ask(realm_path, Request::Status)?;
+            let names: Vec<String> = status["imps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|i| i["library"] == "enchanter")
+                .filter_map(|i| i["name"].as_str().map(String::from))
+                .collect();
+            match names.as_slice() {
+                [one] => one.clone(),
+                [] => bail!(
+                    "no enchanter in the realm: add one to realm.toml\n\n\
+                     [imps.enchanter]\nlibrary = \"enchanter\"\nconfig = {{ bard = \"bard\" }}"
+                ),
+                several => bail!(
+                    "several enchanters in the realm ({}); choose one with --imp",
+                    several.join(", ")
+                ),
+            }
+        }
+    };
+    ask(realm_path, Request::Control { imp, message })
+}
+
+/// Prints a settings reply as `key = value` lines, nested keys joined
+/// with dots (`lower.octave = -1`).
+fn print_settings(v: &Value) {
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            Value::String(s) => out.push(format!("{prefix} = {s}")),
+            other => out.push(format!("{prefix} = {other}")),
+        }
+    }
+    let mut lines = Vec::new();
+    walk("", v, &mut lines);
+    for l in lines {
+        println!("{l}");
+    }
 }
 
 fn socket_of(realm_path: &Path) -> Result<PathBuf> {

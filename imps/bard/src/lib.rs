@@ -80,6 +80,8 @@ pub struct BardImp {
     from_rt: Option<rtrb::Consumer<PreparedConfig>>,
     sends: Option<rtrb::Producer<OutMidi>>,
     shared: Arc<Shared>,
+    /// Publishes the live configuration to subscribers (controllers).
+    messenger: imp::Messenger,
 }
 
 /// The RT part.
@@ -134,6 +136,13 @@ impl BardImp {
         Ok(json!({ "sent": true }))
     }
 
+    /// Tells subscribers the live configuration (`{"config": ...}`).
+    fn publish(&self) {
+        if let Err(e) = self.messenger.publish(&json!({ "config": self.live })) {
+            tracing::debug!("configuration not published: {e}");
+        }
+    }
+
     /// Drops, here on the control thread, configurations the RT part let go of.
     fn collect_spent(&mut self) {
         if let Some(rx) = self.from_rt.as_mut() {
@@ -149,7 +158,7 @@ impl Imp for BardImp {
     type Frozen = Saved;
     type Rt = BardRt;
 
-    fn create(_: &CreateContext, config: Value, frozen: Option<Saved>) -> Result<Self, ImpError> {
+    fn create(ctx: &CreateContext, config: Value, frozen: Option<Saved>) -> Result<Self, ImpError> {
         let base_config = BardConfig::from_value(config.clone()).map_err(config_error)?;
         // A respawn carries the live config, unless realm.toml changed the base.
         let live = match frozen {
@@ -163,6 +172,7 @@ impl Imp for BardImp {
             from_rt: None,
             sends: None,
             shared: Arc::new(Shared::default()),
+            messenger: ctx.messenger().clone(),
         })
     }
 
@@ -174,6 +184,7 @@ impl Imp for BardImp {
         self.to_rt = Some(to_rt);
         self.from_rt = Some(from_rt);
         self.sends = Some(sends_tx);
+        self.publish();
         Ok(Some(BardRt {
             bard: Bard::new(prepared),
             configs,
@@ -216,6 +227,9 @@ impl Imp for BardImp {
         if let Err(e) = self.push_live() {
             self.live = previous;
             return Err(e);
+        }
+        if previous != self.live {
+            self.publish();
         }
         Ok(json!({ "applied": true }))
     }

@@ -271,6 +271,10 @@ pub struct FluidImp {
     to_rt: Option<rtrb::Producer<Synth>>,
     from_rt: Option<rtrb::Consumer<Synth>>,
     shared: Arc<Shared>,
+    /// Publishes the programs to subscribers (the enchanter, controllers).
+    messenger: imp::Messenger,
+    /// What was published last, so only changes go out.
+    published: Option<Value>,
 }
 
 /// The RT part: plays the synth into the engine's bus.
@@ -386,6 +390,8 @@ impl Imp for FluidImp {
             to_rt: None,
             from_rt: None,
             shared: Arc::new(Shared::default()),
+            messenger: ctx.messenger().clone(),
+            published: None,
         })
     }
 
@@ -442,6 +448,14 @@ impl Imp for FluidImp {
                 })
             })
             .collect();
+        // Subscribers hear of a program or SoundFont change at the next poll.
+        let state = json!({ "soundfont": self.loaded, "programs": programs });
+        if self.published.as_ref() != Some(&state) {
+            if let Err(e) = self.messenger.publish(&state) {
+                tracing::debug!("programs not published: {e}");
+            }
+            self.published = Some(state);
+        }
         Ok(json!({
             "soundfont": self.loaded,
             "sample_rate": self.sample_rate,
