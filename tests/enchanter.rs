@@ -159,12 +159,19 @@ fn set_get_and_presets_change_what_the_bard_plays_and_survive_restart_and_reload
     wait_seen(&d, "watch", "midi [c2, 04]", 0);
     play(&d, "3c", "watch", "note-on ch3 C5 vel 100");
 
+    // The tempo is the engine's.
+    ok(d.cli(&["set", "tempo", "96"]));
+    d.wait_for("the engine at 96 BPM", |s| s["engine"]["tempo_bpm"] == 96.0);
+
     // A daemon restart: the live state and the presets come back.
     assert!(d.stop().success());
     let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
     let mut d = Daemon::start_in(dir, &[]);
     thawed(&d);
     play(&d, "3c", "watch", "note-on ch3 C5 vel 100");
+    d.wait_for("the engine at 96 BPM again", |s| {
+        s["engine"]["tempo_bpm"] == 96.0
+    });
     ok(d.cli(&["preset", "recall", "4", "--zone", "upper"]));
     play(&d, "3c", "second", "note-on ch1 G4 vel 100");
 
