@@ -560,3 +560,80 @@ fn bard_config_is_always_valid_over_random_edit_sequences() {
         "the random edits must mostly apply: {applied}"
     );
 }
+
+/// Runs the derived configuration in a bard following an engine beat that
+/// starts at `start_beat`; returns (beat, output, channel, note, velocity)
+/// of every note-on.
+fn play(e: &Enchantment, start_beat: f64, beats: f64) -> Vec<(f64, u8, u8, u8, u8)> {
+    let rate = 48_000.0;
+    let spb = rate * 60.0 / e.tempo();
+    let mut bard = Bard::new(PreparedConfig::default());
+    let mut pos = 0u64;
+    let mut beat = start_beat;
+    let mut out = Vec::new();
+    let mut applied = false;
+    while beat < start_beat + beats {
+        if !applied && beat >= start_beat + 0.4 {
+            // Configured in the middle of a beat.
+            bard.apply_config(PreparedConfig::new(&e.bard_config()).unwrap());
+            applied = true;
+        }
+        let mut ctx = BlockContext::new(pos, rate, e.tempo(), 64);
+        ctx.beat_position = beat;
+        let mut sink = FixedSink::<64>::new();
+        bard.process(&[], &ctx, &mut sink);
+        for ev in sink.events() {
+            if ev.bytes[0] & 0xf0 == 0x90 {
+                let b = beat + ev.frame as f64 / spb;
+                out.push((b, ev.port, ev.bytes[0] & 0x0f, ev.bytes[1], ev.bytes[2]));
+            }
+        }
+        pos += 64;
+        beat += 64.0 / spb;
+    }
+    out
+}
+
+#[test]
+fn metronome_and_drums_play_on_the_engine_bar() {
+    for (tempo, sig, bar) in [("120", "4/4", 4.0), ("97", "3/4", 3.0), ("173", "6/8", 3.0)] {
+        let mut e = Enchantment::default();
+        e.set("tempo", tempo).unwrap();
+        e.set("time_signature", sig).unwrap();
+        e.set("metronome", "on").unwrap();
+        e.set("metronome_output", "1").unwrap();
+        e.set("drums", "on").unwrap();
+        e.set("drum_pattern", "2").unwrap(); // four on the floor
+        e.set("drum_output", "2").unwrap();
+        let notes = play(&e, 6.3, 14.0);
+        let sample = e.tempo() / 60.0 / 48_000.0;
+        let clicks: Vec<_> = notes.iter().filter(|n| n.1 == 1).collect();
+        assert!(clicks.len() >= 8, "{sig}: {clicks:?}");
+        let per_click = if sig == "6/8" { 0.5 } else { 1.0 };
+        for c in &clicks {
+            assert_eq!(c.2, 9, "metronome on channel 10");
+            let grid = (c.0 / per_click).round() * per_click;
+            assert!(
+                (c.0 - grid).abs() <= sample,
+                "{sig}: click at {} off the grid",
+                c.0
+            );
+            let accent = (grid / bar).fract().abs() < 1e-9;
+            assert_eq!(
+                (c.3, c.4),
+                if accent { (76, 127) } else { (77, 100) },
+                "{sig} at {grid}"
+            );
+        }
+        let kicks: Vec<_> = notes.iter().filter(|n| n.1 == 2 && n.3 == 36).collect();
+        assert!(kicks.len() >= 8);
+        for k in kicks {
+            assert_eq!(k.2, 9, "drums on channel 10");
+            assert!(
+                (k.0 - k.0.round()).abs() <= sample,
+                "kick at {} off the beat",
+                k.0
+            );
+        }
+    }
+}
