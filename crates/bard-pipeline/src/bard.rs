@@ -4,7 +4,7 @@ use crate::config::{ArpMode, OutMidi, RunMode};
 use crate::event::{BlockContext, EventSink, Midi, NoteEvent};
 use crate::ledger::{Held, HeldTable, OutNote, OutputTable, Route, TimedOff, TimedOffs};
 use crate::limits::*;
-use crate::prepare::{PArp, PMovement, PZone, PreparedConfig, NO_NOTE};
+use crate::prepare::{PArp, PMovement, PVoice, PZone, PreparedConfig, NO_NOTE};
 
 /// Sentinel for "no time".
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -171,6 +171,38 @@ pub(crate) struct MoveState {
     pub transpose: i16,
     pub clock: Clock,
     pub voices: [VoiceState; MAX_VOICES],
+}
+
+/// Where a cycling voice of a free-running movement is at `tick` (counted
+/// from beat 0 of its clock, the engine's beat): its patterns, each played
+/// `repeat` times, laid end to end from beat 0 and repeated. Deriving the
+/// position from the beat (rather than counting from when the movement
+/// started) keeps a one-bar pattern on the bar whenever it starts, and
+/// after tempo changes, reconfigurations, hot swaps and transport jumps.
+fn voice_at(m: &PMovement, v: &PVoice, tick: u64) -> VoiceState {
+    let repeat = v.repeat.max(1) as u64;
+    let cycle: u64 = v
+        .patterns
+        .iter()
+        .map(|&p| m.patterns[p].length.max(1) as u64 * repeat)
+        .sum();
+    if cycle == 0 {
+        return VoiceState::default();
+    }
+    let mut t = tick % cycle;
+    for (entry, &p) in v.patterns.iter().enumerate() {
+        let len = m.patterns[p].length.max(1) as u64;
+        if t < len * repeat {
+            return VoiceState {
+                entry: entry as u32,
+                rep: (t / len) as u32,
+                pos: (t % len) as u32,
+                done: false,
+            };
+        }
+        t -= len * repeat;
+    }
+    VoiceState::default()
 }
 
 fn tick_time(clock: &Clock, m: &PMovement, tick: u64) -> u64 {
@@ -953,6 +985,11 @@ impl State {
         let transpose = self.moves[z].transpose;
         let zone_transpose = cfg.zones.get(z).map_or(0, |zc| zc.transpose);
         for (vi, v) in m.voices.iter().enumerate() {
+            if m.run == RunMode::Always && v.cycle && !v.patterns.is_empty() {
+                // Free-running and cycling: the beat says where it is. A
+                // one-shot voice (cycle = false) plays from its start instead.
+                self.moves[z].voices[vi] = voice_at(m, v, tick);
+            }
             let vs = self.moves[z].voices[vi];
             if vs.done || v.patterns.is_empty() {
                 continue;

@@ -104,7 +104,14 @@
 //!   loses it stops, its sounding note still ends on time. A step pattern
 //!   switched or muted keeps its tick position (the switch is immediate,
 //!   in phase). A free-running movement starts on the first tick after the
-//!   configuration that adds it.
+//!   configuration that adds it, at the place the engine's beat gives: a
+//!   cycling voice of a `run = always` movement lays its patterns (each
+//!   `repeat` times) end to end from beat 0, so a one-bar pattern
+//!   (beats per bar × `ticks_per_beat` ticks) plays its first tick on the
+//!   bar's first beat (beat 0, 4, 8… in 4/4) whenever it starts, and stays
+//!   there across tempo changes, reconfigurations, hot swaps and transport
+//!   jumps. A voice with `cycle = false` (a one-shot) and a `while_held`
+//!   movement play from their start.
 //! * White-key mode: black keys are silent. Drum notes are not transposed.
 //! * `all_notes_off` writes at frame 0; it is meant between blocks.
 //! * Output channel: the zone's `out_channel`, else the input channel; drums

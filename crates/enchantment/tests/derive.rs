@@ -3,6 +3,7 @@
 
 use bard_pipeline::*;
 use enchantment::*;
+use proptest::prelude::*;
 use serde_json::json;
 
 fn two_zones() -> Enchantment {
@@ -409,20 +410,6 @@ fn bad_vault_data_is_refused_with_the_reason() {
     assert!(bad(r#"{"presets":{"main":{"25":{}}}}"#).contains("preset 25"));
 }
 
-/// xorshift64: deterministic.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[(self.next() % xs.len() as u64) as usize]
-    }
-}
-
 const VALUES: &[&str] = &[
     "0",
     "1",
@@ -492,8 +479,7 @@ const VALUES: &[&str] = &[
     "x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x.x",
 ];
 
-#[test]
-fn bard_config_is_always_valid_over_random_edit_sequences() {
+fn all_keys() -> Vec<String> {
     let mut keys: Vec<String> = GLOBAL_KEYS.iter().map(|k| k.to_string()).collect();
     for z in ["1", "2", "3", "lower", "upper", "a"] {
         keys.extend(ZONE_KEYS.iter().map(|k| format!("{z}.{k}")));
@@ -506,57 +492,155 @@ fn bard_config_is_always_valid_over_random_edit_sequences() {
             keys.push(format!("drums.{p}.{v}.note"));
         }
     }
-    let keys: Vec<&str> = keys.iter().map(|s| s.as_str()).collect();
-    let mut rng = Rng(0x1234_5678_9abc_def1);
-    let mut applied = 0;
-    for _run in 0..30 {
+    keys
+}
+
+/// One edit, as a controller or the CLI could send it.
+#[derive(Clone, Debug)]
+enum Edit {
+    Set(usize, usize),
+    Adjust(usize, i32),
+    Step(u8, u8, u8, u8),
+    Save(i64),
+    Recall(i64),
+}
+
+fn edit(keys: usize) -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        6 => (0..keys, 0..VALUES.len()).prop_map(|(k, v)| Edit::Set(k, v)),
+        1 => (0..keys, -10i32..=10).prop_map(|(k, d)| Edit::Adjust(k, d)),
+        1 => (0u8..7, 0u8..7, 0u8..66, 0u8..=255).prop_map(|(p, v, s, vel)| Edit::Step(p, v, s, vel)),
+        1 => (-1i64..27).prop_map(Edit::Save),
+        1 => (-1i64..27).prop_map(Edit::Recall),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Whatever a performer does, the derived bard configuration is valid
+    /// (and prepares), a refused edit changes nothing, the state stays
+    /// valid and survives the vault, and its program changes are messages
+    /// the bard takes.
+    #[test]
+    fn bard_config_is_always_valid_over_random_edit_sequences(
+        edits in proptest::collection::vec(edit(all_keys().len()), 1..200)
+    ) {
+        let keys = all_keys();
         let mut e = Enchantment::default();
-        for _ in 0..300 {
+        for ed in &edits {
             let before = e.clone();
-            let op = rng.next() % 10;
-            let r = match op {
-                0..=5 => {
-                    let (k, v) = (rng.pick(&keys), rng.pick(VALUES));
-                    e.set(k, v)
-                }
-                6 => {
-                    let d = (rng.next() % 21) as i32 - 10;
-                    e.adjust(rng.pick(&keys), d)
-                }
-                7 => e.step(
-                    (rng.next() % 6) as u8,
-                    (rng.next() % 6) as u8,
-                    (rng.next() % 66) as u8,
-                    (rng.next() % 130) as u8,
-                ),
-                8 => {
-                    let z = e.selected().to_string();
-                    e.save_preset(&z, (rng.next() % 26) as i64)
-                }
-                _ => {
-                    let z = e.selected().to_string();
-                    e.recall_preset(&z, (rng.next() % 26) as i64)
-                }
+            let selected = e.selected().to_string();
+            let r = match *ed {
+                Edit::Set(k, v) => e.set(&keys[k], VALUES[v]),
+                Edit::Adjust(k, d) => e.adjust(&keys[k], d),
+                Edit::Step(p, v, s, vel) => e.step(p, v, s, vel),
+                Edit::Save(n) => e.save_preset(&selected, n),
+                Edit::Recall(n) => e.recall_preset(&selected, n),
             };
-            match r {
-                Ok(_) => applied += 1,
-                Err(_) => assert_eq!(e, before, "a refused edit changes nothing"),
+            if r.is_err() {
+                prop_assert_eq!(&e, &before, "a refused edit changes nothing: {:?}", ed);
             }
             let cfg = e.bard_config();
-            if let Err(err) = cfg.validate() {
-                panic!("{err} after {r:?} in\n{}", e.to_json());
-            }
-            e.validate().unwrap();
+            prop_assert!(cfg.validate().is_ok(), "{:?} after {:?} in {}", cfg.validate(), ed, e.to_json());
+            prop_assert!(e.validate().is_ok(), "{:?}", e.validate());
         }
         PreparedConfig::new(&e.bard_config()).unwrap();
-        assert_eq!(Enchantment::from_json(&e.to_json()).unwrap(), e);
+        prop_assert_eq!(Enchantment::from_json(&e.to_json()).unwrap(), e.clone());
         for c in e.program_controls(None) {
             let msg = ControlMessage::from_json(c.to_string().as_bytes()).unwrap();
             BardConfig::default().apply_control(&msg).unwrap();
         }
     }
-    assert!(
-        applied > 1500,
-        "the random edits must mostly apply: {applied}"
-    );
+}
+
+#[test]
+fn the_random_edits_mostly_apply() {
+    // Guards the property above against testing only refusals.
+    let keys = all_keys();
+    let mut e = Enchantment::default();
+    let mut ok = 0;
+    for (i, v) in VALUES.iter().enumerate() {
+        for k in keys.iter().skip(i % 7).step_by(7) {
+            ok += e.set(k, v).is_ok() as usize;
+        }
+    }
+    assert!(ok > 200, "{ok}");
+}
+
+/// Runs the derived configuration in a bard following an engine beat that
+/// starts at `start_beat`; returns (beat, output, channel, note, velocity)
+/// of every note-on.
+fn play(e: &Enchantment, start_beat: f64, beats: f64) -> Vec<(f64, u8, u8, u8, u8)> {
+    let rate = 48_000.0;
+    let spb = rate * 60.0 / e.tempo();
+    let mut bard = Bard::new(PreparedConfig::default());
+    let mut pos = 0u64;
+    let mut beat = start_beat;
+    let mut out = Vec::new();
+    let mut applied = false;
+    while beat < start_beat + beats {
+        if !applied && beat >= start_beat + 0.4 {
+            // Configured in the middle of a beat.
+            bard.apply_config(PreparedConfig::new(&e.bard_config()).unwrap());
+            applied = true;
+        }
+        let mut ctx = BlockContext::new(pos, rate, e.tempo(), 64);
+        ctx.beat_position = beat;
+        let mut sink = FixedSink::<64>::new();
+        bard.process(&[], &ctx, &mut sink);
+        for ev in sink.events() {
+            if ev.bytes[0] & 0xf0 == 0x90 {
+                let b = beat + ev.frame as f64 / spb;
+                out.push((b, ev.port, ev.bytes[0] & 0x0f, ev.bytes[1], ev.bytes[2]));
+            }
+        }
+        pos += 64;
+        beat += 64.0 / spb;
+    }
+    out
+}
+
+#[test]
+fn metronome_and_drums_play_on_the_engine_bar() {
+    for (tempo, sig, bar) in [("120", "4/4", 4.0), ("97", "3/4", 3.0), ("173", "6/8", 3.0)] {
+        let mut e = Enchantment::default();
+        e.set("tempo", tempo).unwrap();
+        e.set("time_signature", sig).unwrap();
+        e.set("metronome", "on").unwrap();
+        e.set("metronome_output", "1").unwrap();
+        e.set("drums", "on").unwrap();
+        e.set("drum_pattern", "2").unwrap(); // four on the floor
+        e.set("drum_output", "2").unwrap();
+        let notes = play(&e, 6.3, 14.0);
+        let sample = e.tempo() / 60.0 / 48_000.0;
+        let clicks: Vec<_> = notes.iter().filter(|n| n.1 == 1).collect();
+        assert!(clicks.len() >= 8, "{sig}: {clicks:?}");
+        let per_click = if sig == "6/8" { 0.5 } else { 1.0 };
+        for c in &clicks {
+            assert_eq!(c.2, 9, "metronome on channel 10");
+            let grid = (c.0 / per_click).round() * per_click;
+            assert!(
+                (c.0 - grid).abs() <= sample,
+                "{sig}: click at {} off the grid",
+                c.0
+            );
+            let accent = (grid / bar).fract().abs() < 1e-9;
+            assert_eq!(
+                (c.3, c.4),
+                if accent { (76, 127) } else { (77, 100) },
+                "{sig} at {grid}"
+            );
+        }
+        let kicks: Vec<_> = notes.iter().filter(|n| n.1 == 2 && n.3 == 36).collect();
+        assert!(kicks.len() >= 8);
+        for k in kicks {
+            assert_eq!(k.2, 9, "drums on channel 10");
+            assert!(
+                (k.0 - k.0.round()).abs() <= sample,
+                "kick at {} off the beat",
+                k.0
+            );
+        }
+    }
 }
