@@ -8,7 +8,7 @@ use common::*;
 
 /// `[workspace.dependencies]` entries the imp crate uses, as plain versions.
 const IMP_DEPS: &str = "serde = { version = \"1\", features = [\"derive\"] }\n\
-    serde_json = \"1\"\ntracing = \"0.1\"\n\
+    serde_json = \"1\"\nthiserror = \"2\"\ntracing = \"0.1\"\n\
     tracing-subscriber = { version = \"0.3\", default-features = false, features = [\"registry\", \"std\"] }\n";
 
 #[test]

@@ -89,7 +89,7 @@ fn loopback_ports_connect_an_output_to_an_input_of_the_same_name() {
 
 #[test]
 fn the_default_realm_runs_with_no_midi_hardware() {
-    let dir = Daemon::prepare(&["midi_port", "bard", "monitor", "fluidsynth"]);
+    let dir = Daemon::prepare(&["midi_port", "bard", "monitor", "fluidsynth", "enchanter"]);
     let realm = std::fs::read_to_string(workspace().join("realm.toml"))
         .unwrap()
         .replace("library_dir = \"target/release\"", "library_dir = \"libs\"");
@@ -111,9 +111,22 @@ fn the_default_realm_runs_with_no_midi_hardware() {
     let s = d.wait_for("every imp to thaw", |s| {
         s["imps"]
             .as_array()
-            .is_some_and(|a| a.len() == 4 && a.iter().all(|i| i["state"] == "thawed"))
+            .is_some_and(|a| a.len() == 5 && a.iter().all(|i| i["state"] == "thawed"))
     });
     assert!(s["realm_error"].is_null());
+    // The enchanter owns the live settings out of the box.
+    let out = d.cli(&["set", "main.octave", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.send("bard", &["90", "39", "64"]);
+    d.wait_for("the monitor to log the note an octave up", |s| {
+        imp_of(s, "monitor")["status"]["last_event"] == "note-on ch1 A4 vel 100"
+    });
+    d.send("bard", &["80", "39", "00"]);
+    assert!(d.cli(&["set", "main.octave", "0"]).status.success());
     assert_eq!(imp_of(&s, "synth")["library"], "fluidsynth");
     d.send("bard", &["90", "45", "64"]);
     d.wait_for("the monitor to log the note", |s| {
