@@ -184,10 +184,8 @@ fn loopback_ports_carry_events_to_the_next_block_at_the_same_frame() {
     handle
         .set_routing(Routing::new(&[0, 1], &[]).unwrap())
         .unwrap();
-    let spec = |direction, connect: Option<&str>| PortSpec {
-        direction,
-        name: "cable".into(),
-        connect: connect.map(str::to_string),
+    let spec = |direction, connect: Option<&str>| {
+        PortSpec::new(direction, "cable", connect.map(str::to_string))
     };
     ports.open(0, "send", &spec(Direction::Out, None)).unwrap();
     ports

@@ -659,3 +659,115 @@ pub fn another_build_of(name: &str, round: u8) -> Vec<u8> {
     bytes[at + tag.len()] ^= round.max(1);
     bytes
 }
+
+/// A MIDI device played by the test: a JACK client of the test's own with
+/// output ports (what the device sends: the test queues exact bytes) and
+/// input ports (what reaches the device, recorded with its absolute frame
+/// time). Dropping it (or [`JackDevice::unplug`]) removes its ports, as
+/// unplugging the device would.
+pub struct JackDevice {
+    client: Option<jack::AsyncClient<(), jack::contrib::ClosureProcessHandler<(), DeviceProcess>>>,
+    queued: Arc<Mutex<Vec<(usize, Vec<u8>)>>>,
+    received: Arc<Mutex<Vec<(usize, u64, Vec<u8>)>>>,
+    outs: Vec<String>,
+    ins: Vec<String>,
+}
+
+type DeviceProcess = Box<dyn FnMut(&jack::Client, &jack::ProcessScope) -> jack::Control + Send>;
+
+impl JackDevice {
+    /// Registers JACK client `name` with output ports `outs` and input
+    /// ports `ins` on `server`, active at once.
+    pub fn plug(server: &JackServer, name: &str, outs: &[&str], ins: &[&str]) -> JackDevice {
+        std::env::set_var("JACK_DEFAULT_SERVER", &server.name);
+        let (client, _) =
+            jack::Client::new(name, jack::ClientOptions::NO_START_SERVER).expect("JACK client");
+        let mut out_ports: Vec<jack::Port<jack::MidiOut>> = outs
+            .iter()
+            .map(|p| client.register_port(p, jack::MidiOut::default()).unwrap())
+            .collect();
+        let in_ports: Vec<jack::Port<jack::MidiIn>> = ins
+            .iter()
+            .map(|p| client.register_port(p, jack::MidiIn::default()).unwrap())
+            .collect();
+        let queued: Arc<Mutex<Vec<(usize, Vec<u8>)>>> = Arc::default();
+        let received: Arc<Mutex<Vec<(usize, u64, Vec<u8>)>>> = Arc::default();
+        let (q, r) = (queued.clone(), received.clone());
+        // The test's own client: a lock that is free nearly always is fine
+        // here (it is not impresario's engine).
+        let process: DeviceProcess = Box::new(move |_, ps| {
+            if let Ok(mut q) = q.try_lock() {
+                let mut writers: Vec<_> = out_ports.iter_mut().map(|p| p.writer(ps)).collect();
+                for (port, bytes) in q.drain(..) {
+                    let _ = writers[port].write(&jack::RawMidi {
+                        time: 0,
+                        bytes: &bytes,
+                    });
+                }
+            }
+            let start = ps.last_frame_time() as u64;
+            if let Ok(mut r) = r.lock() {
+                for (i, port) in in_ports.iter().enumerate() {
+                    for m in port.iter(ps) {
+                        r.push((i, start + m.time as u64, m.bytes.to_vec()));
+                    }
+                }
+            }
+            jack::Control::Continue
+        });
+        let client = client
+            .activate_async((), jack::contrib::ClosureProcessHandler::new(process))
+            .unwrap();
+        JackDevice {
+            client: Some(client),
+            queued,
+            received,
+            outs: outs.iter().map(|s| s.to_string()).collect(),
+            ins: ins.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Sends `bytes` (one MIDI message) from output port `port` in the next cycle.
+    pub fn play(&self, port: &str, bytes: &[u8]) {
+        let i = self
+            .outs
+            .iter()
+            .position(|p| p == port)
+            .expect("an output port");
+        self.queued.lock().unwrap().push((i, bytes.to_vec()));
+    }
+
+    /// Everything input port `port` received so far: (frame time, bytes).
+    pub fn received(&self, port: &str) -> Vec<(u64, Vec<u8>)> {
+        let i = self
+            .ins
+            .iter()
+            .position(|p| p == port)
+            .expect("an input port");
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _, _)| *p == i)
+            .map(|(_, t, b)| (*t, b.clone()))
+            .collect()
+    }
+
+    /// Forgets what was received.
+    pub fn clear(&self) {
+        self.received.lock().unwrap().clear();
+    }
+
+    /// Removes the client and its ports.
+    pub fn unplug(&mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = c.deactivate();
+        }
+    }
+}
+
+impl Drop for JackDevice {
+    fn drop(&mut self) {
+        self.unplug();
+    }
+}

@@ -120,7 +120,7 @@ impl PortService for AlsaPorts {
             port: held,
             bound_to_device: spec.connect.is_some(),
         };
-        ports.add(slot, spec.direction, rt, open)
+        ports.add(slot, spec, rt, open)
     }
 
     fn close(&self, id: u64) {
@@ -162,7 +162,9 @@ impl ClockDriver for AlsaDriver {
                 while let Ok((arrival, m)) = rx.pop() {
                     let frame = arrival_frame(arrival, now, self.block, self.sample_rate, frames);
                     let (bytes, len) = m.raw();
-                    core.push_input(b.slot, RtEvent::midi(frame, &bytes[..len as usize]));
+                    let mut e = RtEvent::midi(frame, &bytes[..len as usize]);
+                    e.port = b.input;
+                    core.push_input(b.slot, e);
                 }
             }
         }
@@ -173,6 +175,7 @@ impl ClockDriver for AlsaDriver {
         let (block, sample_rate) = (self.block, self.sample_rate);
         for b in self.side.table.iter_mut() {
             let slot = b.slot;
+            let bound_to = b.output;
             let (AlsaRt::Out(sender), mut gate) = b.output() else {
                 continue;
             };
@@ -181,7 +184,7 @@ impl ClockDriver for AlsaDriver {
                 sender.try_send_bytes(due, e.midi_bytes()).is_ok()
             };
             for t in core.emitted() {
-                if t.slot == slot {
+                if t.slot == slot && bound_to.is_none_or(|o| t.event.port == o) {
                     if let Some(e) = gate.admit(&t.event) {
                         write(&e);
                     }

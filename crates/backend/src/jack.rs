@@ -204,7 +204,7 @@ impl EngineParts {
                 if b.is_closing() {
                     continue;
                 }
-                let slot = b.slot;
+                let (slot, input) = (b.slot, b.input);
                 if let JackPort::In(port, parser) = &mut b.port {
                     for raw in port.iter(ps) {
                         let core = &mut self.core;
@@ -212,10 +212,9 @@ impl EngineParts {
                             // Short messages; SysEx stays outside the engine.
                             if let midi::Event::Message(m) = event {
                                 let (bytes, len) = m.raw();
-                                core.push_input(
-                                    slot,
-                                    RtEvent::midi(raw.time, &bytes[..len as usize]),
-                                );
+                                let mut e = RtEvent::midi(raw.time, &bytes[..len as usize]);
+                                e.port = input;
+                                core.push_input(slot, e);
                             }
                         });
                     }
@@ -243,6 +242,7 @@ impl EngineParts {
         let last = frames.saturating_sub(1);
         for b in self.side.table.iter_mut() {
             let slot = b.slot;
+            let bound_to = b.output;
             let (JackPort::Out(port), mut gate) = b.output() else {
                 continue;
             };
@@ -261,7 +261,7 @@ impl EngineParts {
                     .is_ok()
             };
             for t in self.core.emitted() {
-                if t.slot == slot {
+                if t.slot == slot && bound_to.is_none_or(|o| t.event.port == o) {
                     if let Some(e) = gate.admit(&t.event) {
                         write(&e);
                     }
@@ -776,7 +776,7 @@ impl PortService for JackBackend {
             name: spec.name.clone(),
             direction: spec.direction,
         };
-        inner.ports.add(slot, spec.direction, port, open)
+        inner.ports.add(slot, spec, port, open)
     }
 
     fn close(&self, id: u64) {

@@ -82,9 +82,7 @@ impl PortService for LoopbackPorts {
         };
         let next_key = inner.names.len() as u32;
         let key = *inner.names.entry(name.clone()).or_insert(next_key);
-        inner
-            .ports
-            .add(slot, spec.direction, key, (spec.direction, name))
+        inner.ports.add(slot, spec, key, (spec.direction, name))
     }
 
     fn close(&self, id: u64) {
@@ -114,6 +112,8 @@ impl ClockDriver for LoopbackDriver {
             let (key, e) = self.carry[i];
             for b in self.side.table.iter_mut() {
                 if b.direction == Direction::In && b.port == key && !b.is_closing() {
+                    let mut e = e;
+                    e.port = b.input;
                     core.push_input(b.slot, e);
                 }
             }
@@ -128,6 +128,7 @@ impl ClockDriver for LoopbackDriver {
                 continue;
             }
             let slot = b.slot;
+            let bound_to = b.output;
             let (&mut key, mut gate) = b.output();
             let mut write = |e: RtEvent| {
                 if *carry_len < carry.len() {
@@ -139,7 +140,7 @@ impl ClockDriver for LoopbackDriver {
                 }
             };
             for t in core.emitted() {
-                if t.slot == slot {
+                if t.slot == slot && bound_to.is_none_or(|o| t.event.port == o) {
                     if let Some(e) = gate.admit(&t.event) {
                         write(e);
                     }

@@ -69,11 +69,7 @@ mod tests {
     #[test]
     fn every_port_opens_and_inputs_are_listed_by_slot() {
         let ports = OfflinePorts::default();
-        let spec = |direction| PortSpec {
-            direction,
-            name: "x".into(),
-            connect: Some("anything at all".into()),
-        };
+        let spec = |direction| PortSpec::new(direction, "x", Some("anything at all".into()));
         let a = ports.open(3, "keys", &spec(Direction::In)).unwrap();
         ports.open(5, "synth", &spec(Direction::Out)).unwrap();
         assert_eq!(ports.input_slots(), vec![3]);

@@ -13,7 +13,7 @@
 //! upstream do meanwhile, and a port never closes before them.
 
 use engine::ledger::{NoteLedger, Verdict};
-use imp::ports::Direction;
+use imp::ports::{Direction, PortSpec};
 use imp::RtEvent;
 use realm::ports::PortError;
 use std::collections::BTreeMap;
@@ -31,6 +31,10 @@ pub struct Bound<P> {
     pub direction: Direction,
     /// The backend's port object.
     pub port: P,
+    /// Output ports: the imp's numbered output this port takes (`None`: all).
+    pub output: Option<u8>,
+    /// Input ports: the input number its events arrive on.
+    pub input: u8,
     /// What this port left sounding (output ports).
     ledger: NoteLedger,
     /// Cycles since the control side removed it (0: open). In the first
@@ -260,7 +264,7 @@ impl<P, O> Registry<P, O> {
     pub fn add(
         &mut self,
         slot: usize,
-        direction: Direction,
+        spec: &PortSpec,
         port: P,
         info: O,
     ) -> Result<u64, PortError> {
@@ -268,8 +272,10 @@ impl<P, O> Registry<P, O> {
         let bound = Bound {
             id,
             slot,
-            direction,
+            direction: spec.direction,
             port,
+            output: spec.output,
+            input: spec.input,
             ledger: NoteLedger::new(),
             closing: 0,
         };

@@ -180,6 +180,12 @@ pub mod event_kind {
     /// continues the engine's beat; after Start or Continue the beat moves
     /// again from the next [`GRID_TICK`].
     pub const TRANSPORT: u8 = 3;
+    /// MIDI bytes for a device, not music, in `bytes[..len]`: the LED and
+    /// display messages a controller sends back to its own device. They
+    /// go along wires and out of ports exactly as written; the note
+    /// ledgers leave them alone (a note-on here lights a pad, it starts no
+    /// note, and a velocity-0 note-on turns the pad off).
+    pub const FEEDBACK: u8 = 5;
 }
 
 /// The `value` of a [`event_kind::TRANSPORT`] event.

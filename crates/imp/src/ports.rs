@@ -33,6 +33,30 @@ pub struct PortSpec {
     /// (virtual) port, for others to connect to.
     #[serde(default)]
     pub connect: Option<String>,
+    /// Output ports: only events on this numbered output of the imp leave
+    /// through the port (`None`: every event the imp emits). An imp with
+    /// a device port and wires to other imps (a controller sending notes to
+    /// the bard and LED messages to its device) binds the port to one
+    /// output.
+    #[serde(default)]
+    pub output: Option<u8>,
+    /// Input ports: the input number the port's events arrive on at the
+    /// imp (an imp with two input ports tells them apart by it).
+    #[serde(default)]
+    pub input: u8,
+}
+
+impl PortSpec {
+    /// A port taking every output of the imp (out) or arriving on input 0 (in).
+    pub fn new(direction: Direction, name: impl Into<String>, connect: Option<String>) -> PortSpec {
+        PortSpec {
+            direction,
+            name: name.into(),
+            connect,
+            output: None,
+            input: 0,
+        }
+    }
 }
 
 /// An open port; closed when dropped.

@@ -121,11 +121,11 @@ impl Imp for MidiPort {
             clock_in: config.clock_in,
             followed_bpm: Arc::new(AtomicU64::new(0)),
             transport: None,
-            spec: PortSpec {
-                direction: config.direction,
-                name: config.name.unwrap_or_else(|| ctx.name().to_string()),
-                connect: config.connect,
-            },
+            spec: PortSpec::new(
+                config.direction,
+                config.name.unwrap_or_else(|| ctx.name().to_string()),
+                config.connect,
+            ),
             port: None,
         })
     }
