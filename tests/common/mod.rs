@@ -667,13 +667,17 @@ pub fn another_build_of(name: &str, round: u8) -> Vec<u8> {
 /// unplugging the device would.
 pub struct JackDevice {
     client: Option<jack::AsyncClient<(), jack::contrib::ClosureProcessHandler<(), DeviceProcess>>>,
-    queued: Arc<Mutex<Vec<(usize, Vec<u8>)>>>,
-    received: Arc<Mutex<Vec<(usize, u64, Vec<u8>)>>>,
+    queued: Queued,
+    received: Received,
     outs: Vec<String>,
     ins: Vec<String>,
 }
 
 type DeviceProcess = Box<dyn FnMut(&jack::Client, &jack::ProcessScope) -> jack::Control + Send>;
+/// Messages waiting to be played: (output port index, bytes).
+type Queued = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
+/// Messages received: (input port index, frame time, bytes).
+type Received = Arc<Mutex<Vec<(usize, u64, Vec<u8>)>>>;
 
 impl JackDevice {
     /// Registers JACK client `name` with output ports `outs` and input
@@ -690,8 +694,8 @@ impl JackDevice {
             .iter()
             .map(|p| client.register_port(p, jack::MidiIn::default()).unwrap())
             .collect();
-        let queued: Arc<Mutex<Vec<(usize, Vec<u8>)>>> = Arc::default();
-        let received: Arc<Mutex<Vec<(usize, u64, Vec<u8>)>>> = Arc::default();
+        let queued: Queued = Arc::default();
+        let received: Received = Arc::default();
         let (q, r) = (queued.clone(), received.clone());
         // The test's own client: a lock that is free nearly always is fine
         // here (it is not impresario's engine).
