@@ -517,3 +517,46 @@ fn presets_survive_a_daemon_restart_and_a_reload_of_the_p85_imp() {
     no_gesture_lost(&d);
     d.stop();
 }
+
+#[test]
+fn unplugged_the_imp_waits_frozen_and_a_pull_mid_note_ends_the_note() {
+    let lock = one_at_a_time();
+    let jack = JackServer::start_with_period(1024);
+    let dir = Daemon::prepare(LIBS);
+    std::fs::write(dir.path().join("realm.toml"), realm("")).unwrap();
+    let (k, v) = jack.env();
+    let mut d = Daemon::start_in(dir, &[(k, v)]);
+    // No interface yet: the imp waits, frozen; the rest plays.
+    d.wait_for("the piano frozen, the rest thawed", |s| {
+        imp_of(s, "piano")["state"] == "frozen"
+            && ["bard", "enchanter", "watch"]
+                .iter()
+                .all(|n| imp_of(s, n)["state"] == "thawed")
+    });
+    // Plugged in: it connects.
+    let piano = Piano::start(&jack);
+    d.wait_for("the piano thawed", |s| {
+        imp_of(s, "piano")["state"] == "thawed"
+    });
+    piano.play(&[(0, &[0x90, 60, 90]), (50, &[0xB0, 64, 127])]);
+    wait_seen(&d, "note-on ch1 C4 vel 90", 0);
+    wait_seen(&d, "cc ch1 #64 = 127", 0);
+    // Pulled mid-note: frozen again, and what it left held ends.
+    drop(piano);
+    d.wait_for("the piano frozen again", |s| {
+        imp_of(s, "piano")["state"] == "frozen"
+    });
+    wait_seen(&d, "note-off ch1 C4", 0);
+    wait_seen(&d, "cc ch1 #64 = 0", 0);
+    // Back again: it plays.
+    let piano = Piano::start(&jack);
+    d.wait_for("the piano thawed again", |s| {
+        imp_of(s, "piano")["state"] == "thawed"
+    });
+    piano.play(&[(0, &[0x90, 62, 90]), (50, &[0x90, 62, 0])]);
+    wait_seen(&d, "note-off ch1 D4", 0);
+    d.stop();
+    drop(piano);
+    drop(jack);
+    drop(lock);
+}
