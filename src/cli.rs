@@ -562,6 +562,7 @@ fn run(realm_path: &Path) -> Result<()> {
         sample_rate: settings.sample_rate,
         block_size: settings.block_size,
         tempo_bpm: settings.tempo,
+        sysex_arena_bytes: settings.sysex_arena_bytes,
     };
     let choice = settings.midi_backend;
     let audio = backend::AudioSettings {

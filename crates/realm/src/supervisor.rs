@@ -961,6 +961,7 @@ impl Realm {
             let s = &mut self.config.settings;
             s.sample_rate = old.settings.sample_rate;
             s.block_size = old.settings.block_size;
+            s.sysex_arena_bytes = old.settings.sysex_arena_bytes;
             s.library_dir = old.settings.library_dir.clone();
             s.vault = old.settings.vault.clone();
             s.socket = old.settings.socket.clone();
