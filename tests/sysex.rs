@@ -231,3 +231,38 @@ fn a_sysex_larger_than_the_arena_is_dropped_whole_and_counted() {
     assert_eq!(rig.sysex_dropped(), 1);
     assert!(rig.daemon.stop().success());
 }
+
+#[test]
+fn a_sysex_reply_reaches_the_imp_that_owns_the_input_port() {
+    // On the loopback backend: what leaves the output port `cable` arrives
+    // at the input port connected to it, whose imp's RT part gets it as
+    // input and passes it on to the monitor.
+    let dir = Daemon::prepare(&["midi_port", "monitor"]);
+    let realm = realm_text(
+        "[imps.request]\nlibrary = \"midi_port\"\nconfig = { direction = \"out\", name = \"cable\" }\n\
+         [imps.reply]\nlibrary = \"midi_port\"\nconfig = { direction = \"in\", connect = \"cable\" }\n\
+         [imps.watch]\nlibrary = \"monitor\"\n\
+         [[wires]]\nfrom = \"reply\"\nto = \"watch\"\n",
+    )
+    .replace("[realm]\n", "[realm]\nmidi_backend = \"loopback\"\n");
+    std::fs::write(dir.path().join("realm.toml"), realm).unwrap();
+    let mut d = Daemon::start_in(dir, &[]);
+    d.wait_for("the ports", |s| {
+        ["request", "reply", "watch"]
+            .iter()
+            .all(|n| imp_of(s, n)["state"] == "thawed")
+    });
+    let message = sysex(1024);
+    let hex: Vec<String> = message.iter().map(|b| format!("{b:02x}")).collect();
+    let hex: Vec<&str> = hex.iter().map(String::as_str).collect();
+    d.send("request", &hex);
+    let s = d.wait_for("the SysEx to come round", |s| {
+        imp_of(s, "watch")["status"]["total"] == 1
+    });
+    assert_eq!(
+        imp_of(&s, "watch")["status"]["last_event"],
+        "sysex 1024 bytes"
+    );
+    assert_eq!(s["engine"]["sysex_dropped"], 0);
+    assert!(d.stop().success());
+}

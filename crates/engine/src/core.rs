@@ -43,6 +43,9 @@ pub struct EngineCore {
     pub(crate) commands: rtrb::Consumer<Command>,
     pub(crate) garbage: rtrb::Producer<Garbage>,
     pub(crate) inputs: rtrb::Consumer<InputEvent>,
+    /// Bytes of SysEx the control thread injected, in the order of their
+    /// events in `inputs`.
+    pub(crate) injected_sysex: rtrb::Consumer<u8>,
     pub(crate) stats: Arc<EngineStats>,
     pub(crate) slots: Box<[Slot]>,
     pub(crate) routing: Box<Routing>,
@@ -372,9 +375,8 @@ impl EngineCore {
         self.stats.note_input_queue(pending);
         while let Ok(input) = self.inputs.pop() {
             if input.event.is_sysex() {
-                // The queue carries fixed-size events only: bytes of a
-                // long message cannot come this way.
-                self.stats.note_sysex_dropped();
+                // Its bytes wait in the byte ring (`inject_sysex`).
+                self.take_injected_sysex(input.slot, input.event, frames);
                 continue;
             }
             if input.slot < MAX_SLOTS {
@@ -522,6 +524,31 @@ impl EngineCore {
         };
         push_sorted(&mut self.slots[slot], event, &self.stats);
         true
+    }
+
+    /// An injected SysEx: its bytes from the byte ring into the arena, the
+    /// event to `slot`'s input.
+    fn take_injected_sysex(&mut self, slot: usize, mut e: RtEvent, frames: u32) {
+        let Ok(chunk) = self.injected_sysex.read_chunk(e.data_len as usize) else {
+            self.stats.note_sysex_dropped();
+            return;
+        };
+        let (a, b) = chunk.as_slices();
+        let cur = self.long_cur;
+        let start = self.long_len[cur];
+        let kept = append(&mut self.long[cur], &mut self.long_len[cur], a, &self.stats)
+            .and_then(|_| append(&mut self.long[cur], &mut self.long_len[cur], b, &self.stats));
+        chunk.commit_all();
+        if kept.is_none() {
+            // Not truncated: the part that fitted is given back.
+            self.long_len[cur] = start;
+            return;
+        }
+        if slot < MAX_SLOTS {
+            e.frame = e.frame.min(frames.saturating_sub(1));
+            e.data_offset = start as u32;
+            push_sorted(&mut self.slots[slot], e, &self.stats);
+        }
     }
 
     /// Copies `bytes` into the current cycle arena; their offset, or `None`

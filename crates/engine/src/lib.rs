@@ -100,6 +100,10 @@ pub enum EngineError {
         "the wiring has a loop: events would circle forever; remove one of the wires in the loop"
     )]
     WiringCycle,
+    /// Not a whole SysEx message (`0xF0 … 0xF7`), or a SysEx event given
+    /// where only fixed-size events go.
+    #[error("not a whole SysEx message (F0 ... F7); SysEx goes through inject_sysex")]
+    NotSysex,
     /// A queue to the engine thread is full (the engine is not running or is overloaded).
     #[error("the engine's {0} queue is full: the engine thread is not keeping up or not running")]
     QueueFull(&'static str),
@@ -160,6 +164,8 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
     let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(COMMAND_QUEUE);
     let (gar_tx, gar_rx) = rtrb::RingBuffer::new(GARBAGE_QUEUE);
     let (in_tx, in_rx) = rtrb::RingBuffer::new(INPUT_QUEUE);
+    // Bytes of SysEx injected by the control thread, in queue order.
+    let (sysex_tx, sysex_rx) = rtrb::RingBuffer::new(config.sysex_arena_bytes.max(1));
     let stats = Arc::new(EngineStats::default());
     let slots = (0..MAX_SLOTS)
         .map(|_| Slot {
@@ -175,6 +181,7 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         commands: cmd_rx,
         garbage: gar_tx,
         inputs: in_rx,
+        injected_sysex: sysex_rx,
         stats: stats.clone(),
         slots,
         routing: Box::new(Routing::new(&[], &[]).expect("empty routing is valid")),
@@ -211,6 +218,7 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         commands: cmd_tx,
         garbage: gar_rx,
         inputs: in_tx,
+        injected_sysex: sysex_tx,
         stats,
         config,
     };

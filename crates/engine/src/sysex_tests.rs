@@ -261,9 +261,37 @@ fn sysex_events_cannot_come_through_the_fixed_size_paths() {
         data_len: 10,
         ..RtEvent::default()
     };
-    handle.inject(1, forged).unwrap();
+    assert!(handle.inject(1, forged).is_err());
     core.push_input(1, forged);
     cycle(&mut core);
     assert_eq!(emitted(&core, 1), vec![]);
-    assert_eq!(handle.stats().sysex_dropped, 2);
+    assert_eq!(handle.stats().sysex_dropped, 1);
+}
+
+#[test]
+fn the_control_thread_injects_sysex_through_a_byte_ring() {
+    let config = EngineConfig {
+        sysex_arena_bytes: 1024,
+        ..EngineConfig::default()
+    };
+    let (mut handle, mut core) = chain(config, &[(1, "{}"), (2, "{}")]);
+    cycle(&mut core);
+    // Several rounds, so the byte ring wraps around its end.
+    for round in 0..5u32 {
+        let message = sysex(300 + round as usize);
+        handle.inject_sysex(1, 9, &message).unwrap();
+        handle.inject(1, RtEvent::midi(9, &[0x90, 60, 1])).unwrap();
+        handle.inject(1, RtEvent::midi(9, &[0x80, 60, 0])).unwrap();
+        let before = alloc_guard::thread_violations();
+        cycle(&mut core);
+        assert_eq!(alloc_guard::thread_violations(), before, "allocated");
+        assert_eq!(
+            emitted(&core, 2),
+            vec![(9, message), (9, vec![0x90, 60, 1]), (9, vec![0x80, 60, 0])]
+        );
+    }
+    assert!(handle.inject_sysex(1, 0, &[0xF0, 1]).is_err());
+    // Longer than the ring (and the arena): refused at once.
+    assert!(handle.inject_sysex(1, 0, &sysex(1025)).is_err());
+    assert_eq!(handle.stats().sysex_dropped, 0);
 }
