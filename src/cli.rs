@@ -489,7 +489,8 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
     let (e, c) = (&s.engine, &s.engine.counters);
     println!(
         "engine: {} Hz / {} frames, {} cycles, slowest {:.1} µs ({:.1}% of a block), {} overruns, {} swaps, \
-         {} dropped events, queue high-water {}/{} (commands/input), {} allocations on the engine thread",
+         {} dropped events, {} SysEx dropped, queue high-water {}/{} (commands/input), {} allocations on \
+         the engine thread",
         e.sample_rate,
         e.block_size,
         c.cycles,
@@ -498,6 +499,7 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
         c.overruns,
         c.swaps,
         c.dropped_events,
+        c.sysex_dropped,
         c.command_queue_high_water,
         c.input_queue_high_water,
         c.alloc_violations,

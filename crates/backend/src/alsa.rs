@@ -380,6 +380,141 @@ pub fn due_time(block_start: Instant, block: Duration, sample_rate: f64, frame: 
 mod tests {
     use super::*;
 
+    /// SysEx through the ALSA driver, everything but midir itself (this
+    /// machine has no `/dev/snd`): the input thread's feed (what the midir
+    /// callback does with a reassembled SysEx), the driver's delivery into
+    /// the engine at its frame, an RT part passing it on, and the driver's
+    /// timed send through a real sender thread into a recording sink.
+    mod sysex_through_the_driver {
+        use super::*;
+        use engine::{EngineConfig, OwnedRtPart, Routing};
+        use imp::abi::{BytesRef, ImpBytes, RtInstance, STATUS_OK};
+        use imp::{BlockContext, CreateContext, EventWriter, Imp, ImpError, RtPart};
+        use std::sync::Mutex as StdMutex;
+
+        // The guard counts allocations inside `rt_section` only.
+        #[global_allocator]
+        static ALLOCATOR: engine::alloc_guard::GuardedAllocator =
+            engine::alloc_guard::GuardedAllocator;
+
+        /// An imp whose RT part passes its input on.
+        struct Cable;
+        struct CableRt;
+
+        impl Imp for Cable {
+            type Config = imp::__serde_json::Value;
+            type Frozen = ();
+            type Rt = CableRt;
+            fn create(_: &CreateContext, _: Self::Config, _: Option<()>) -> Result<Self, ImpError> {
+                Ok(Cable)
+            }
+            fn thaw(&mut self) -> Result<Option<CableRt>, ImpError> {
+                Ok(Some(CableRt))
+            }
+            fn freeze(&mut self) {}
+        }
+
+        impl RtPart for CableRt {
+            fn process(&mut self, _: &BlockContext, input: &[RtEvent], out: &mut EventWriter<'_>) {
+                for e in input {
+                    out.push(*e);
+                }
+            }
+        }
+
+        fn cable() -> OwnedRtPart {
+            let table = imp::glue::table::<Cable>("cable", "test", imp::ABI_VERSION);
+            let (mut handle, mut err, mut rt) =
+                (std::ptr::null_mut(), ImpBytes::EMPTY, RtInstance::EMPTY);
+            // SAFETY: the library's own functions, called as the ABI says.
+            unsafe {
+                let name = BytesRef::from_slice(b"cable");
+                let config = BytesRef::from_slice(b"{}");
+                assert_eq!(
+                    (table.create)(name, config, BytesRef::NONE, &mut handle, &mut err),
+                    STATUS_OK
+                );
+                assert_eq!((table.thaw)(handle, &mut rt, &mut err), STATUS_OK);
+                (table.destroy)(handle);
+                OwnedRtPart::from_raw(rt)
+            }
+        }
+
+        fn sysex(len: usize, seed: u8) -> Vec<u8> {
+            let mut m = vec![0xF0];
+            m.extend((0..len - 2).map(|i| (i as u8).wrapping_add(seed) % 128));
+            m.push(0xF7);
+            m
+        }
+
+        #[test]
+        fn sysex_in_and_out_whole_in_order_and_counted_when_too_big() {
+            let (mut handle, mut core) = engine::engine(EngineConfig::default());
+            handle.install(3, cable(), false).unwrap();
+            handle
+                .set_routing(Routing::new(&[3], &[]).unwrap())
+                .unwrap();
+            let (mut ports, side) = registry::<AlsaRt, ()>();
+            let (mut feed, rings) = input_rings();
+            ports.add(3, Direction::In, AlsaRt::In(rings), ()).unwrap();
+            let sent: Arc<StdMutex<Vec<Vec<u8>>>> = Arc::default();
+            let log = sent.clone();
+            let (_thread, sender) = midi::alsa::spawn_sender(
+                "test",
+                move |b: &[u8]| {
+                    log.lock().unwrap().push(b.to_vec());
+                    Ok(())
+                },
+                SenderOptions::default(),
+            )
+            .unwrap();
+            ports
+                .add(3, Direction::Out, AlsaRt::Out(sender), ())
+                .unwrap();
+            let mut driver = AlsaDriver {
+                side,
+                sample_rate: 48_000.0,
+                block: Duration::from_micros(1333),
+                cycle_start: None,
+                scratch: vec![0; SYSEX_RING_BYTES].into_boxed_slice(),
+            };
+            let mut want = Vec::new();
+            // Rounds of 20 KiB SysEx wrap around the 64 KiB byte ring.
+            for round in 0..8u8 {
+                let message = sysex(20 * 1024, round);
+                feed.sysex(Instant::now(), &message);
+                let _ = feed.events.push((
+                    Instant::now(),
+                    Arrival::Short(ShortMessage::note_on(0, round, 1)),
+                ));
+                want.push(message);
+                want.push(vec![0x90, round, 1]);
+                let before = engine::alloc_guard::thread_violations();
+                engine::alloc_guard::rt_section(|| driver.before_cycle(&mut core, 64));
+                core.cycle(64);
+                engine::alloc_guard::rt_section(|| driver.after_cycle(&mut core, 64));
+                assert_eq!(
+                    engine::alloc_guard::thread_violations(),
+                    before,
+                    "allocated"
+                );
+                handle.collect_garbage();
+            }
+            // More than the byte ring holds: dropped whole, counted.
+            feed.sysex(Instant::now(), &sysex(SYSEX_RING_BYTES + 1, 0));
+            engine::alloc_guard::rt_section(|| driver.before_cycle(&mut core, 64));
+            core.cycle(64);
+            driver.after_cycle(&mut core, 64);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while sent.lock().unwrap().len() < want.len() {
+                assert!(Instant::now() < deadline, "not everything was sent");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            assert!(*sent.lock().unwrap() == want, "sent something else");
+            assert_eq!(handle.stats().sysex_dropped, 1);
+        }
+    }
+
     const BLOCK: Duration = Duration::from_millis(10); // 480 frames at 48 kHz
 
     #[test]

@@ -3,7 +3,11 @@
 //! offsets, runs one engine cycle of the callback's length, and writes what
 //! the port-bound imps emitted at the same frame offsets. An event that
 //! arrives at frame f of cycle k leaves at frame f of cycle k: the
-//! pass-through adds no latency beyond the JACK period.
+//! pass-through adds no latency beyond the JACK period. SysEx too: a JACK
+//! MIDI event of any length holding a whole SysEx goes into the engine's
+//! arena at its frame (one split over several events is reassembled in the
+//! port's reserved buffer, [`JACK_SYSEX_REASSEMBLY_BYTES`]), and a SysEx
+//! the engine emits is written whole as one JACK event at its frame.
 //!
 //! **The server going away.** JACK's shutdown callback (a killed or
 //! restarted server) sets a flag; a watcher thread then takes the engine

@@ -432,8 +432,8 @@ impl EngineCore {
                 )
             };
             let (call, n) = part.process(&part_ctx, &s.input[..input_len], &mut self.scratch);
-            for _ in 0..long_dropped {
-                self.stats.note_sysex_dropped();
+            if long_dropped > 0 {
+                self.stats.add_sysex_dropped(long_dropped as u64);
             }
             if call == RtCall::Panicked {
                 s.failed = true;

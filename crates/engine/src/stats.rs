@@ -114,7 +114,10 @@ impl EngineStats {
     /// A SysEx message dropped whole (no room in an arena). Any thread;
     /// a backend that cannot carry one counts it here too.
     pub fn note_sysex_dropped(&self) {
-        self.sysex_dropped.fetch_add(1, Relaxed);
+        self.add_sysex_dropped(1);
+    }
+    pub(crate) fn add_sysex_dropped(&self, n: u64) {
+        self.sysex_dropped.fetch_add(n, Relaxed);
     }
     pub(crate) fn note_leak(&self) {
         self.leaked.fetch_add(1, Relaxed);

@@ -8,7 +8,11 @@
 //! - [`BytesRef`] is borrowed for the duration of one call.
 //! - [`ImpBytes`] is allocated by the imp and freed by the host through
 //!   [`LibraryTable::free_bytes`] (the side that allocated frees).
-//! - [`RtEvent`] buffers are owned by the caller (the engine).
+//! - [`RtEvent`] buffers are owned by the caller (the engine), and so are
+//!   the long-data arenas a [`BlockContext`] points at (SysEx bytes): the
+//!   input arena is read-only for the call, the output arena is the part's
+//!   to fill for the call (through `EventWriter::push_sysex`), and neither
+//!   may be kept past the call.
 
 use core::ffi::c_void;
 use core::mem::{align_of, offset_of, size_of};
@@ -206,7 +210,11 @@ pub mod transport {
 boundary! { RT_EVENT_SHAPE;
 /// One real-time event: a MIDI message (or control event) at a sample
 /// offset inside the current block. Fixed size, so buffers of them can be
-/// preallocated and passed across the boundary without allocation.
+/// preallocated and passed across the boundary without allocation. A
+/// message longer than 3 bytes (SysEx, [`event_kind::SYSEX`]) keeps its
+/// bytes in the engine's long-data arenas, reserved up front; the event
+/// locates them (`data_offset`, `data_len`) in the arena of the block it
+/// belongs to, and is meaningless outside that block.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RtEvent {
@@ -387,7 +395,8 @@ impl BlockContext {
     /// or `None` for any other event or one that points outside this
     /// block's arena. Engine thread; no allocation.
     pub fn sysex_bytes(&self, e: &RtEvent) -> Option<&[u8]> {
-        if !e.is_sysex() {
+        // A whole SysEx is at least F0 F7.
+        if !e.is_sysex() || e.data_len < 2 {
             return None;
         }
         let start = e.data_offset as usize;

@@ -464,3 +464,101 @@ impl<'a> EventWriter<'a> {
         self.dropped
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::event_kind;
+
+    /// A context over `input` (the input arena) and `output` (the output
+    /// arena), counting drops into `dropped`.
+    fn ctx(input: &[u8], output: &mut [u8], dropped: &mut u32) -> BlockContext {
+        let mut c = BlockContext::new(0, 48_000.0, 120.0, 64);
+        // SAFETY: the buffers outlive every use of the context in each test.
+        unsafe {
+            c.set_long_data(
+                input.as_ptr(),
+                input.len(),
+                output.as_mut_ptr(),
+                output.len(),
+                dropped,
+            )
+        };
+        c
+    }
+
+    fn sysex_event(frame: u32, offset: u32, len: u32) -> RtEvent {
+        RtEvent {
+            frame,
+            kind: event_kind::SYSEX,
+            data_offset: offset,
+            data_len: len,
+            ..RtEvent::default()
+        }
+    }
+
+    #[test]
+    fn sysex_bytes_are_read_from_the_input_arena_within_bounds() {
+        let input = [0x90, 1, 2, 0xF0, 7, 0xF7];
+        let (mut output, mut dropped) = ([0u8; 16], 0);
+        let c = ctx(&input, &mut output, &mut dropped);
+        assert_eq!(
+            c.sysex_bytes(&sysex_event(0, 3, 3)),
+            Some(&[0xF0, 7, 0xF7][..])
+        );
+        assert_eq!(c.sysex_bytes(&sysex_event(0, 4, 3)), None, "past the end");
+        assert_eq!(c.sysex_bytes(&sysex_event(0, u32::MAX, 3)), None);
+        assert_eq!(c.sysex_bytes(&RtEvent::midi(0, &[0x90, 1, 2])), None);
+        let none = BlockContext::new(0, 48_000.0, 120.0, 64);
+        assert_eq!(none.sysex_bytes(&sysex_event(0, 0, 0)), None);
+    }
+
+    #[test]
+    fn push_sysex_copies_into_the_output_arena_and_push_passes_input_on() {
+        let input = [0xF0, 1, 2, 0xF7];
+        let (mut output, mut dropped) = ([0u8; 8], 0);
+        let c = ctx(&input, &mut output, &mut dropped);
+        let mut events = [RtEvent::default(); 4];
+        // SAFETY: no audio; the arenas and the counter outlive the writer.
+        let mut w = unsafe { EventWriter::with_audio(&mut events, &c) };
+        assert!(w.push_sysex(5, 2, &[0xF0, 9, 0xF7]));
+        let mut passed = sysex_event(6, 0, 4);
+        passed.port = 1;
+        assert!(w.push(passed));
+        assert_eq!(w.sysex_room(), 1);
+        // Not whole, too long for what is left: refused whole, counted.
+        assert!(!w.push_sysex(7, 0, &[0xF0, 1]));
+        assert!(!w.push_sysex(7, 0, &[0xF0, 0xF7]));
+        assert!(!w.push(sysex_event(8, 2, 4)), "outside the input arena");
+        assert_eq!((w.len(), w.dropped()), (2, 3));
+        assert_eq!(dropped, 3);
+        assert_eq!(
+            (
+                events[0].frame,
+                events[0].port,
+                events[0].data_offset,
+                events[0].data_len
+            ),
+            (5, 2, 0, 3)
+        );
+        assert_eq!(
+            (
+                events[1].frame,
+                events[1].port,
+                events[1].data_offset,
+                events[1].data_len
+            ),
+            (6, 1, 3, 4)
+        );
+        assert_eq!(&output[..7], &[0xF0, 9, 0xF7, 0xF0, 1, 2, 0xF7]);
+    }
+
+    #[test]
+    fn without_an_arena_no_sysex_is_written() {
+        let mut events = [RtEvent::default(); 4];
+        let mut w = EventWriter::new(&mut events);
+        assert!(!w.push_sysex(0, 0, &[0xF0, 0xF7]));
+        assert!(!w.push(sysex_event(0, 0, 2)));
+        assert_eq!((w.len(), w.dropped(), w.sysex_room()), (0, 2, 0));
+    }
+}
