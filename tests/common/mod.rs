@@ -447,6 +447,9 @@ pub struct JackServer {
     child: Option<Child>,
     peers: Vec<Child>,
     _guard: std::sync::MutexGuard<'static, ()>,
+    /// The lock that serialises JACK tests across test processes too
+    /// (nextest runs each test in a process of its own); released on drop.
+    _across_processes: std::fs::File,
 }
 
 static JACK_LOCK: Mutex<()> = Mutex::new(());
@@ -464,6 +467,19 @@ impl JackServer {
     /// client that misses a short cycle's deadline loses that cycle's events.
     pub fn start_with_period(period: u32) -> JackServer {
         let guard = JACK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let across_processes = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("impresario-jack-tests.lock"))
+            .expect("the JACK tests' lock file");
+        // SAFETY: flock on a descriptor we own; blocks until the test
+        // holding it (in another process) dropped its server.
+        let locked = unsafe {
+            use std::os::fd::AsRawFd;
+            libc::flock(across_processes.as_raw_fd(), libc::LOCK_EX)
+        };
+        assert_eq!(locked, 0, "flock: {}", std::io::Error::last_os_error());
         clear_stale_jack_registry();
         let period = period.to_string();
         let name = format!("impresario-test-{}-{:x}", std::process::id(), rand_u64());
@@ -482,6 +498,7 @@ impl JackServer {
             child: Some(child),
             peers: Vec::new(),
             _guard: guard,
+            _across_processes: across_processes,
         };
         let ok = server
             .command("jack_wait")
