@@ -44,6 +44,8 @@ impl Rig {
         let jack = JackServer::start_with_period(2048);
         // libjack finds the test's server by this variable.
         std::env::set_var("JACK_DEFAULT_SERVER", &jack.name);
+        // The next server of this process keeps the registry this one uses.
+        note_in_process_jack_client();
         let outbox: Arc<Mutex<Option<Batch>>> = Arc::default();
         let played: Played = Arc::default();
         let recorded: Recorded = Arc::default();

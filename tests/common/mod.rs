@@ -595,13 +595,26 @@ fn a_jack_server_runs() -> bool {
     })
 }
 
+/// Set once this test process has opened a JACK client itself (libjack
+/// maps the server registry once per process and keeps that mapping):
+/// from then on the registry is never removed, or the next server of
+/// this process would register in a new one the process cannot see.
+static IN_PROCESS_JACK_CLIENT: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Call before a test opens a JACK client in its own process (see
+/// [`IN_PROCESS_JACK_CLIENT`]).
+pub fn note_in_process_jack_client() {
+    IN_PROCESS_JACK_CLIENT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// JACK keeps a registry of at most 8 servers in shared memory, and a
 /// server that died without cleaning up (SIGKILL, a killed test run) keeps
 /// its entry for good: after a few, no server starts ("Too many servers
 /// already active"). With no server running, the registry holds nothing
 /// worth keeping, so it is removed and JACK makes a new one.
 pub fn clear_stale_jack_registry() {
-    if a_jack_server_runs() {
+    if a_jack_server_runs() || IN_PROCESS_JACK_CLIENT.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
     let Ok(entries) = std::fs::read_dir("/dev/shm") else {
