@@ -268,3 +268,38 @@ fn a_sysex_reply_reaches_the_imp_that_owns_the_input_port() {
     assert_eq!(s["engine"]["sysex_dropped"], 0);
     assert!(d.stop().success());
 }
+
+#[test]
+fn a_sysex_split_over_two_jack_events_leaves_whole_at_the_frame_that_completed_it() {
+    let mut rig = Rig::start("");
+    let message = sysex(600);
+    let (head, tail) = message.split_at(250);
+    let cycle = rig.play(vec![
+        (10, head.to_vec()),
+        (15, vec![0xF6]),
+        (20, tail.to_vec()),
+    ]);
+    let seen = rig.wait_recorded(1);
+    std::thread::sleep(Duration::from_millis(200));
+    // A status byte between the pieces (a tune request) ends the SysEx
+    // (MIDI 1.0): the head is dropped and counted, the tail's bytes are
+    // stray (no running status after a system common message).
+    assert_eq!(seen, vec![(cycle + 15, vec![0xF6])]);
+    assert_eq!(*rig.recorded.lock().unwrap(), seen);
+    assert_eq!(rig.sysex_dropped(), 1);
+    // Pieces with nothing but real-time bytes between them are one SysEx,
+    // at the frame of the piece that completes it; the clock tick passes.
+    let cycle = rig.play(vec![
+        (10, head.to_vec()),
+        (15, vec![0xF8]),
+        (20, tail.to_vec()),
+    ]);
+    let seen = rig.wait_recorded(3);
+    assert_eq!(
+        seen[1..],
+        [(cycle + 15, vec![0xF8]), (cycle + 20, message)],
+        "{seen:02x?}"
+    );
+    assert_eq!(rig.sysex_dropped(), 1);
+    assert!(rig.daemon.stop().success());
+}
