@@ -45,12 +45,14 @@ enum Command {
         imp: String,
     },
     /// Play one MIDI message into an imp, e.g. `impresario send keys 90 3c 64`
-    /// (note-on, middle C, velocity 100). Bytes are hexadecimal.
+    /// (note-on, middle C, velocity 100), or a whole SysEx
+    /// (`impresario send synth f0 43 10 4c 00 00 7e 00 f7`). Bytes are
+    /// hexadecimal.
     Send {
         /// The imp's name in realm.toml.
         imp: String,
-        /// One to three bytes in hex.
-        #[arg(required = true, num_args = 1..=3)]
+        /// One to three bytes in hex, or a SysEx from F0 to F7.
+        #[arg(required = true, num_args = 1..)]
         bytes: Vec<String>,
     },
     /// Send a control message (JSON) to an imp and print its reply.
@@ -395,10 +397,20 @@ fn parse_hex(bytes: &[String]) -> Result<Vec<u8>> {
             Ok(u8::from_str_radix(digits, 16).expect("checked hex digits"))
         })
         .collect::<Result<Vec<u8>>>()?;
+    if bytes.first() == Some(&0xF0) {
+        let whole = bytes.len() >= 2
+            && bytes[bytes.len() - 1] == 0xF7
+            && bytes[1..bytes.len() - 1].iter().all(|b| *b < 0x80);
+        if !whole {
+            bail!("a SysEx is f0, then data bytes (00 to 7f), then f7");
+        }
+        return Ok(bytes);
+    }
     midi::ShortMessage::from_bytes(&bytes).map_err(|e| {
         anyhow::anyhow!(
             "{e}: send takes one complete MIDI message, a status byte (80 to ff) and its data bytes \
-             (00 to 7f), e.g. `90 3c 64` (note-on) or `b0 07 64` (control change)"
+             (00 to 7f), e.g. `90 3c 64` (note-on) or `b0 07 64` (control change), or a SysEx \
+             from f0 to f7"
         )
     })?;
     Ok(bytes)
@@ -617,7 +629,8 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
     let (e, c) = (&s.engine, &s.engine.counters);
     println!(
         "engine: {} Hz / {} frames, {} cycles, slowest {:.1} µs ({:.1}% of a block), {} overruns, {} swaps, \
-         {} dropped events, queue high-water {}/{} (commands/input), {} allocations on the engine thread",
+         {} dropped events, {} SysEx dropped, queue high-water {}/{} (commands/input), {} allocations on \
+         the engine thread",
         e.sample_rate,
         e.block_size,
         c.cycles,
@@ -626,6 +639,7 @@ fn status(realm_path: &Path, json: bool) -> Result<()> {
         c.overruns,
         c.swaps,
         c.dropped_events,
+        c.sysex_dropped,
         c.command_queue_high_water,
         c.input_queue_high_water,
         c.alloc_violations,
@@ -702,6 +716,7 @@ fn run(realm_path: &Path) -> Result<()> {
         sample_rate: settings.sample_rate,
         block_size: settings.block_size,
         tempo_bpm: settings.tempo,
+        sysex_arena_bytes: settings.sysex_arena_bytes,
     };
     let choice = settings.midi_backend;
     let audio = backend::AudioSettings {
@@ -786,7 +801,8 @@ mod tests {
     fn malformed_messages_say_why() {
         for (args, why) in [
             (&["90"][..], "needs 3 bytes"),
-            (&["f0"], "not the status byte"),
+            (&["f0"], "a SysEx is f0"),
+            (&["f0", "80", "f7"], "a SysEx is f0"),
             (&["0x0x90"], "not a hexadecimal byte"),
             (&["+90"], "not a hexadecimal byte"),
             (&["3c", "64"], "not the status byte"),

@@ -169,6 +169,7 @@ pub fn render(job: &Job) -> Result<f64> {
         sample_rate: job.args.rate,
         block_size: block,
         tempo_bpm: config.settings.tempo,
+        sysex_arena_bytes: config.settings.sysex_arena_bytes,
     });
     let ports = Arc::new(OfflinePorts::default());
     realm::ports::install(ports.clone());

@@ -19,6 +19,7 @@ fn note_ons(e: &Enchantment, samples: u64) -> Vec<(u64, u8, [u8; 3])> {
         sample_rate: RATE as u32,
         block_size: 64,
         tempo_bpm: e.tempo(),
+        ..EngineConfig::default()
     });
     handle.install(0, part, false).unwrap();
     handle

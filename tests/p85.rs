@@ -166,36 +166,19 @@ fn play(piano: &Piano, events: &[(u64, Vec<u8>)]) {
     piano.play(&refs);
 }
 
-/// One daemon-level P-85 test at a time across test processes: two dummy
-/// JACK servers and daemons starting at once on two cores get in each
-/// other's way.
-fn one_at_a_time() -> std::fs::File {
-    let f = std::fs::File::create(std::env::temp_dir().join("impresario-p85-tests.lock")).unwrap();
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor this function owns; the lock ends
-    // when the returned file is dropped.
-    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-    f
-}
-
 struct Stage {
     piano: Piano,
-    // Dropped after the piano's client (fields drop in order).
+    // Dropped after the piano's client (fields drop in order). It holds
+    // the lock that runs JACK tests one at a time, across test processes.
     jack: JackServer,
-    _lock: std::fs::File,
 }
 
 impl Stage {
     fn new() -> Stage {
-        let lock = one_at_a_time();
         // Long cycles give the clients slack on a loaded machine.
         let jack = JackServer::start_with_period(1024);
         let piano = Piano::start(&jack);
-        Stage {
-            piano,
-            jack,
-            _lock: lock,
-        }
+        Stage { piano, jack }
     }
 
     fn daemon(&self, enchanter_set: &str) -> Daemon {

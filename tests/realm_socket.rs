@@ -223,7 +223,7 @@ fn send_delivers_only_well_formed_midi_messages() {
     d.wait_for("a to thaw", |s| imp_of(s, "a")["state"] == "thawed");
     for (args, why) in [
         (&["90"][..], "needs 3 bytes"),
-        (&["f0"], "not the status byte"),
+        (&["f0"], "a SysEx is f0"),
         (&["0x0x90"], "not a hexadecimal byte"),
         (&["+90"], "not a hexadecimal byte"),
     ] {
@@ -239,6 +239,7 @@ fn send_delivers_only_well_formed_midi_messages() {
     for bytes in [
         vec![0x90],
         vec![0xf0],
+        vec![0xf0, 0x80, 0xf7],
         vec![0x90, 0x3c],
         vec![0x3c, 0x64, 0x00],
     ] {

@@ -50,6 +50,7 @@ impl Rig {
             sample_rate: RATE as u32,
             block_size: BLOCK,
             tempo_bpm: 120.0,
+            ..EngineConfig::default()
         });
         let lib = synth_library();
         let mut imp = lib.create("synth", &config(&font), None).unwrap();

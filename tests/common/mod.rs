@@ -447,6 +447,9 @@ pub struct JackServer {
     child: Option<Child>,
     peers: Vec<Child>,
     _guard: std::sync::MutexGuard<'static, ()>,
+    /// The lock that serialises JACK tests across test processes too
+    /// (nextest runs each test in a process of its own); released on drop.
+    _across_processes: std::fs::File,
 }
 
 static JACK_LOCK: Mutex<()> = Mutex::new(());
@@ -464,6 +467,19 @@ impl JackServer {
     /// client that misses a short cycle's deadline loses that cycle's events.
     pub fn start_with_period(period: u32) -> JackServer {
         let guard = JACK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let across_processes = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("impresario-jack-tests.lock"))
+            .expect("the JACK tests' lock file");
+        // SAFETY: flock on a descriptor we own; blocks until the test
+        // holding it (in another process) dropped its server.
+        let locked = unsafe {
+            use std::os::fd::AsRawFd;
+            libc::flock(across_processes.as_raw_fd(), libc::LOCK_EX)
+        };
+        assert_eq!(locked, 0, "flock: {}", std::io::Error::last_os_error());
         clear_stale_jack_registry();
         let period = period.to_string();
         let name = format!("impresario-test-{}-{:x}", std::process::id(), rand_u64());
@@ -482,6 +498,7 @@ impl JackServer {
             child: Some(child),
             peers: Vec::new(),
             _guard: guard,
+            _across_processes: across_processes,
         };
         let ok = server
             .command("jack_wait")
@@ -578,13 +595,26 @@ fn a_jack_server_runs() -> bool {
     })
 }
 
+/// Set once this test process has opened a JACK client itself (libjack
+/// maps the server registry once per process and keeps that mapping):
+/// from then on the registry is never removed, or the next server of
+/// this process would register in a new one the process cannot see.
+static IN_PROCESS_JACK_CLIENT: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Call before a test opens a JACK client in its own process (see
+/// [`IN_PROCESS_JACK_CLIENT`]).
+pub fn note_in_process_jack_client() {
+    IN_PROCESS_JACK_CLIENT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// JACK keeps a registry of at most 8 servers in shared memory, and a
 /// server that died without cleaning up (SIGKILL, a killed test run) keeps
 /// its entry for good: after a few, no server starts ("Too many servers
 /// already active"). With no server running, the registry holds nothing
 /// worth keeping, so it is removed and JACK makes a new one.
 pub fn clear_stale_jack_registry() {
-    if a_jack_server_runs() {
+    if a_jack_server_runs() || IN_PROCESS_JACK_CLIENT.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
     let Ok(entries) = std::fs::read_dir("/dev/shm") else {

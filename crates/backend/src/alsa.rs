@@ -8,6 +8,16 @@
 //! engine emits at frame f of a block leaves one block after the block
 //! started, plus f. Arrival jitter becomes a fixed latency of one block on
 //! input and one on output (2 × 1.3 ms at 48 kHz / 64).
+//!
+//! SysEx: midir delivers it (the input does not ignore it) possibly in
+//! pieces; the input thread's [`midi::Decoder`] reassembles it whole (up to
+//! 1 MiB, on that thread) and puts its bytes into a byte ring reserved when
+//! the port opens ([`SYSEX_RING_BYTES`]), beside the ring of short
+//! messages, in arrival order. The engine thread copies it into the
+//! engine's arena at its frame. On output the engine thread copies a SysEx
+//! into the sender's byte ring and the sender thread sends it whole when it
+//! is due. What does not fit a ring is dropped whole and counted in the
+//! engine's `sysex_dropped`.
 
 use crate::port_table::{registry, EngineSide, Registry};
 use engine::{ClockDriver, EngineCore};
@@ -16,16 +26,144 @@ use imp::RtEvent;
 use midi::alsa::{MidiInput, MidiOutput, OutputSender, SenderOptions};
 use midi::{Decoded, MidiError, ShortMessage};
 use realm::ports::{PortError, PortService};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Messages an input port can queue between two cycles.
 const INPUT_RING: usize = 1024;
+/// Bytes of SysEx an input port can queue between two cycles (and the size
+/// of the driver's buffer that unwraps one from the ring).
+pub const SYSEX_RING_BYTES: usize = 64 * 1024;
+
+/// What arrived on an input port: a short message, or a whole SysEx whose
+/// bytes wait in the port's byte ring.
+#[derive(Clone, Copy, Debug)]
+pub enum Arrival {
+    /// A short message.
+    Short(ShortMessage),
+    /// A SysEx of this many bytes.
+    Sysex(u32),
+}
+
+/// The engine's end of an input port's rings.
+pub struct InputRings {
+    events: rtrb::Consumer<(Instant, Arrival)>,
+    bytes: rtrb::Consumer<u8>,
+    /// SysEx the input thread could not queue (rings full), and how many of
+    /// them the engine has counted already.
+    dropped: Arc<AtomicU64>,
+    counted: u64,
+}
+
+/// The input thread's end of the rings.
+struct InputFeed {
+    events: rtrb::Producer<(Instant, Arrival)>,
+    bytes: rtrb::Producer<u8>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl InputFeed {
+    /// Queues a whole SysEx, or counts it when it does not fit (whole).
+    /// Input thread; never allocates.
+    fn sysex(&mut self, arrival: Instant, message: &[u8]) {
+        let Ok(len) = u32::try_from(message.len()) else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if self.events.slots() == 0 {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let Ok(mut chunk) = self.bytes.write_chunk(message.len()) else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let (a, b) = chunk.as_mut_slices();
+        let split = a.len();
+        a.copy_from_slice(&message[..split]);
+        b.copy_from_slice(&message[split..]);
+        chunk.commit_all();
+        // One producer: the slot checked above is still free; the entry
+        // follows its bytes.
+        let _ = self.events.push((arrival, Arrival::Sysex(len)));
+    }
+}
+
+/// Creates an input port's rings.
+fn input_rings() -> (InputFeed, InputRings) {
+    let (events_tx, events_rx) = rtrb::RingBuffer::new(INPUT_RING);
+    let (bytes_tx, bytes_rx) = rtrb::RingBuffer::new(SYSEX_RING_BYTES);
+    let dropped = Arc::new(AtomicU64::new(0));
+    (
+        InputFeed {
+            events: events_tx,
+            bytes: bytes_tx,
+            dropped: dropped.clone(),
+        },
+        InputRings {
+            events: events_rx,
+            bytes: bytes_rx,
+            dropped,
+            counted: 0,
+        },
+    )
+}
+
+impl InputRings {
+    /// Hands everything queued to `core` for `slot`, each at the frame
+    /// `frame_of` gives its arrival time; a SysEx that wraps around the
+    /// ring's end is unwrapped in `scratch`. Engine thread; never allocates.
+    fn deliver(
+        &mut self,
+        core: &mut EngineCore,
+        slot: usize,
+        input: u8,
+        scratch: &mut [u8],
+        frame_of: impl Fn(Instant) -> u32,
+    ) {
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        for _ in self.counted..dropped {
+            core.stats().note_sysex_dropped();
+        }
+        self.counted = dropped;
+        while let Ok((arrival, what)) = self.events.pop() {
+            let frame = frame_of(arrival);
+            match what {
+                Arrival::Short(m) => {
+                    let (bytes, len) = m.raw();
+                    let mut e = RtEvent::midi(frame, &bytes[..len as usize]);
+                    // The input number the port is bound to.
+                    e.port = input;
+                    core.push_input(slot, e);
+                }
+                Arrival::Sysex(len) => {
+                    // Its bytes were committed before its entry was pushed.
+                    let Ok(chunk) = self.bytes.read_chunk(len as usize) else {
+                        core.stats().note_sysex_dropped();
+                        continue;
+                    };
+                    let (a, b) = chunk.as_slices();
+                    if b.is_empty() {
+                        core.push_input_sysex(slot, frame, a);
+                    } else if let Some(whole) = scratch.get_mut(..a.len() + b.len()) {
+                        whole[..a.len()].copy_from_slice(a);
+                        whole[a.len()..].copy_from_slice(b);
+                        core.push_input_sysex(slot, frame, whole);
+                    } else {
+                        core.stats().note_sysex_dropped();
+                    }
+                    chunk.commit_all();
+                }
+            }
+        }
+    }
+}
 
 /// An ALSA port as the engine thread holds it.
 pub enum AlsaRt {
     /// Arrivals from midir's thread.
-    In(rtrb::Consumer<(Instant, ShortMessage)>),
+    In(InputRings),
     /// To the port's sender thread.
     Out(OutputSender),
 }
@@ -52,6 +190,8 @@ pub struct AlsaDriver {
     sample_rate: f64,
     block: Duration,
     cycle_start: Option<Instant>,
+    /// Unwraps a SysEx that wraps around an input ring's end.
+    scratch: Box<[u8]>,
 }
 
 /// Creates the two halves for an engine at `sample_rate` / `block_size`.
@@ -67,6 +207,7 @@ pub fn alsa(client_name: &str, sample_rate: u32, block_size: u32) -> (AlsaPorts,
             sample_rate: sample_rate as f64,
             block: Duration::from_secs_f64(block_size as f64 / sample_rate as f64),
             cycle_start: None,
+            scratch: vec![0; SYSEX_RING_BYTES].into_boxed_slice(),
         },
     )
 }
@@ -87,12 +228,16 @@ impl PortService for AlsaPorts {
         ports.drain_retired(|_, _| {});
         let (held, rt) = match spec.direction {
             Direction::In => {
-                let (mut tx, rx) = rtrb::RingBuffer::new(INPUT_RING);
-                let callback = move |arrival: Instant, decoded: Decoded<'_>| {
-                    // SysEx is not real-time material; it stops here.
-                    if let Decoded::Message(m) = decoded {
-                        let _ = tx.push((arrival, m));
+                let (mut feed, rx) = input_rings();
+                let callback = move |arrival: Instant, decoded: Decoded<'_>| match decoded {
+                    Decoded::Message(m) => {
+                        let _ = feed.events.push((arrival, Arrival::Short(m)));
                     }
+                    Decoded::Sysex(bytes) => feed.sysex(arrival, bytes),
+                    Decoded::SysexTooLong { .. } => {
+                        feed.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Decoded::SysexAborted => {}
                 };
                 let input = match &spec.connect {
                     Some(pattern) => MidiInput::open(&self.client_name, pattern, callback),
@@ -158,14 +303,11 @@ impl ClockDriver for AlsaDriver {
             if b.is_closing() {
                 continue;
             }
-            if let AlsaRt::In(rx) = &mut b.port {
-                while let Ok((arrival, m)) = rx.pop() {
-                    let frame = arrival_frame(arrival, now, self.block, self.sample_rate, frames);
-                    let (bytes, len) = m.raw();
-                    let mut e = RtEvent::midi(frame, &bytes[..len as usize]);
-                    e.port = b.input;
-                    core.push_input(b.slot, e);
-                }
+            if let AlsaRt::In(rings) = &mut b.port {
+                let (block, rate) = (self.block, self.sample_rate);
+                rings.deliver(core, b.slot, b.input, &mut self.scratch, |arrival| {
+                    arrival_frame(arrival, now, block, rate, frames)
+                });
             }
         }
     }
@@ -173,6 +315,7 @@ impl ClockDriver for AlsaDriver {
     fn after_cycle(&mut self, core: &mut EngineCore, frames: u32) {
         let start = *self.cycle_start.get_or_insert_with(Instant::now);
         let (block, sample_rate) = (self.block, self.sample_rate);
+        let engine: &EngineCore = core;
         for b in self.side.table.iter_mut() {
             let slot = b.slot;
             let bound_to = b.output;
@@ -181,9 +324,19 @@ impl ClockDriver for AlsaDriver {
             };
             let mut write = |e: &RtEvent| {
                 let due = due_time(start, block, sample_rate, e.frame);
-                sender.try_send_bytes(due, e.midi_bytes()).is_ok()
+                match engine.sysex_bytes(e) {
+                    // Whole, into the sender's byte ring; sent when due.
+                    Some(bytes) => {
+                        let sent = sender.try_send_sysex(due, bytes).is_ok();
+                        if !sent {
+                            engine.stats().note_sysex_dropped();
+                        }
+                        sent
+                    }
+                    None => sender.try_send_bytes(due, e.midi_bytes()).is_ok(),
+                }
             };
-            for t in core.emitted() {
+            for t in engine.emitted() {
                 if t.slot == slot && bound_to.is_none_or(|o| t.event.port == o) {
                     if let Some(e) = gate.admit(&t.event) {
                         write(&e);
@@ -231,6 +384,141 @@ pub fn due_time(block_start: Instant, block: Duration, sample_rate: f64, frame: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SysEx through the ALSA driver, everything but midir itself (this
+    /// machine has no `/dev/snd`): the input thread's feed (what the midir
+    /// callback does with a reassembled SysEx), the driver's delivery into
+    /// the engine at its frame, an RT part passing it on, and the driver's
+    /// timed send through a real sender thread into a recording sink.
+    mod sysex_through_the_driver {
+        use super::*;
+        use engine::{EngineConfig, OwnedRtPart, Routing};
+        use imp::abi::{BytesRef, ImpBytes, RtInstance, STATUS_OK};
+        use imp::{BlockContext, CreateContext, EventWriter, Imp, ImpError, RtPart};
+        use std::sync::Mutex as StdMutex;
+
+        // The guard counts allocations inside `rt_section` only.
+        #[global_allocator]
+        static ALLOCATOR: engine::alloc_guard::GuardedAllocator =
+            engine::alloc_guard::GuardedAllocator;
+
+        /// An imp whose RT part passes its input on.
+        struct Cable;
+        struct CableRt;
+
+        impl Imp for Cable {
+            type Config = imp::__serde_json::Value;
+            type Frozen = ();
+            type Rt = CableRt;
+            fn create(_: &CreateContext, _: Self::Config, _: Option<()>) -> Result<Self, ImpError> {
+                Ok(Cable)
+            }
+            fn thaw(&mut self) -> Result<Option<CableRt>, ImpError> {
+                Ok(Some(CableRt))
+            }
+            fn freeze(&mut self) {}
+        }
+
+        impl RtPart for CableRt {
+            fn process(&mut self, _: &BlockContext, input: &[RtEvent], out: &mut EventWriter<'_>) {
+                for e in input {
+                    out.push(*e);
+                }
+            }
+        }
+
+        fn cable() -> OwnedRtPart {
+            let table = imp::glue::table::<Cable>("cable", "test", imp::ABI_VERSION);
+            let (mut handle, mut err, mut rt) =
+                (std::ptr::null_mut(), ImpBytes::EMPTY, RtInstance::EMPTY);
+            // SAFETY: the library's own functions, called as the ABI says.
+            unsafe {
+                let name = BytesRef::from_slice(b"cable");
+                let config = BytesRef::from_slice(b"{}");
+                assert_eq!(
+                    (table.create)(name, config, BytesRef::NONE, &mut handle, &mut err),
+                    STATUS_OK
+                );
+                assert_eq!((table.thaw)(handle, &mut rt, &mut err), STATUS_OK);
+                (table.destroy)(handle);
+                OwnedRtPart::from_raw(rt)
+            }
+        }
+
+        fn sysex(len: usize, seed: u8) -> Vec<u8> {
+            let mut m = vec![0xF0];
+            m.extend((0..len - 2).map(|i| (i as u8).wrapping_add(seed) % 128));
+            m.push(0xF7);
+            m
+        }
+
+        #[test]
+        fn sysex_in_and_out_whole_in_order_and_counted_when_too_big() {
+            let (mut handle, mut core) = engine::engine(EngineConfig::default());
+            handle.install(3, cable(), false).unwrap();
+            handle
+                .set_routing(Routing::new(&[3], &[]).unwrap())
+                .unwrap();
+            let (mut ports, side) = registry::<AlsaRt, ()>();
+            let (mut feed, rings) = input_rings();
+            ports.add(3, &PortSpec::new(Direction::In, "in", None), AlsaRt::In(rings), ()).unwrap();
+            let sent: Arc<StdMutex<Vec<Vec<u8>>>> = Arc::default();
+            let log = sent.clone();
+            let (_thread, sender) = midi::alsa::spawn_sender(
+                "test",
+                move |b: &[u8]| {
+                    log.lock().unwrap().push(b.to_vec());
+                    Ok(())
+                },
+                SenderOptions::default(),
+            )
+            .unwrap();
+            ports
+                .add(3, &PortSpec::new(Direction::Out, "out", None), AlsaRt::Out(sender), ())
+                .unwrap();
+            let mut driver = AlsaDriver {
+                side,
+                sample_rate: 48_000.0,
+                block: Duration::from_micros(1333),
+                cycle_start: None,
+                scratch: vec![0; SYSEX_RING_BYTES].into_boxed_slice(),
+            };
+            let mut want = Vec::new();
+            // Rounds of 20 KiB SysEx wrap around the 64 KiB byte ring.
+            for round in 0..8u8 {
+                let message = sysex(20 * 1024, round);
+                feed.sysex(Instant::now(), &message);
+                let _ = feed.events.push((
+                    Instant::now(),
+                    Arrival::Short(ShortMessage::note_on(0, round, 1)),
+                ));
+                want.push(message);
+                want.push(vec![0x90, round, 1]);
+                let before = engine::alloc_guard::thread_violations();
+                engine::alloc_guard::rt_section(|| driver.before_cycle(&mut core, 64));
+                core.cycle(64);
+                engine::alloc_guard::rt_section(|| driver.after_cycle(&mut core, 64));
+                assert_eq!(
+                    engine::alloc_guard::thread_violations(),
+                    before,
+                    "allocated"
+                );
+                handle.collect_garbage();
+            }
+            // More than the byte ring holds: dropped whole, counted.
+            feed.sysex(Instant::now(), &sysex(SYSEX_RING_BYTES + 1, 0));
+            engine::alloc_guard::rt_section(|| driver.before_cycle(&mut core, 64));
+            core.cycle(64);
+            driver.after_cycle(&mut core, 64);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while sent.lock().unwrap().len() < want.len() {
+                assert!(Instant::now() < deadline, "not everything was sent");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            assert!(*sent.lock().unwrap() == want, "sent something else");
+            assert_eq!(handle.stats().sysex_dropped, 1);
+        }
+    }
 
     const BLOCK: Duration = Duration::from_millis(10); // 480 frames at 48 kHz
 

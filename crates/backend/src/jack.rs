@@ -3,7 +3,11 @@
 //! offsets, runs one engine cycle of the callback's length, and writes what
 //! the port-bound imps emitted at the same frame offsets. An event that
 //! arrives at frame f of cycle k leaves at frame f of cycle k: the
-//! pass-through adds no latency beyond the JACK period.
+//! pass-through adds no latency beyond the JACK period. SysEx too: a JACK
+//! MIDI event of any length holding a whole SysEx goes into the engine's
+//! arena at its frame (one split over several events is reassembled in the
+//! port's reserved buffer, [`JACK_SYSEX_REASSEMBLY_BYTES`]), and a SysEx
+//! the engine emits is written whole as one JACK event at its frame.
 //!
 //! **The server going away.** JACK's shutdown callback (a killed or
 //! restarted server) sets a flag; a watcher thread then takes the engine
@@ -37,11 +41,18 @@ use std::time::{Duration, Instant};
 /// How often the watcher tries to reach a server that went away.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
+/// Longest SysEx a JACK input port reassembles from pieces (a SysEx split
+/// over several JACK events, or cut by real-time bytes). A SysEx that
+/// comes whole in one JACK event needs no reassembly and is limited only
+/// by the engine's arena.
+pub const JACK_SYSEX_REASSEMBLY_BYTES: usize = 64 * 1024;
+
 /// A JACK port as the engine thread holds it.
 pub enum JackPort {
     /// Impresario receives on it, through the MIDI 1.0 parser every backend
-    /// uses (running status, real-time bytes inside other messages).
-    In(Port<MidiIn>, midi::Parser),
+    /// uses (running status, real-time bytes inside other messages), and a
+    /// SysEx assembler whose buffer is reserved when the port opens.
+    In(Port<MidiIn>, midi::Parser, Box<midi::SysexAssembler>),
     /// Impresario sends on it.
     Out(Port<MidiOut>),
 }
@@ -205,16 +216,41 @@ impl EngineParts {
                     continue;
                 }
                 let (slot, input) = (b.slot, b.input);
-                if let JackPort::In(port, parser) = &mut b.port {
+                if let JackPort::In(port, parser, sysex) = &mut b.port {
                     for raw in port.iter(ps) {
                         let core = &mut self.core;
-                        parser.feed(raw.bytes, |event| {
-                            // Short messages; SysEx stays outside the engine.
-                            if let midi::Event::Message(m) = event {
+                        parser.feed(raw.bytes, |event| match event {
+                            midi::Event::Message(m) => {
                                 let (bytes, len) = m.raw();
                                 let mut e = RtEvent::midi(raw.time, &bytes[..len as usize]);
                                 e.port = input;
                                 core.push_input(slot, e);
+                            }
+                            // A whole SysEx in one piece (the usual JACK
+                            // event): straight into the engine's arena.
+                            midi::Event::Sysex(c) if c.start && c.end && !c.aborted => {
+                                if sysex.is_open() {
+                                    core.stats().note_sysex_dropped();
+                                }
+                                core.push_input_sysex(slot, raw.time, c.bytes);
+                            }
+                            // Pieces: reassembled in the port's reserved
+                            // buffer; the message is at the frame of the
+                            // event that completes it.
+                            midi::Event::Sysex(c) => {
+                                if c.start && sysex.is_open() {
+                                    core.stats().note_sysex_dropped();
+                                }
+                                match sysex.push(c) {
+                                    midi::SysexStatus::Pending => {}
+                                    midi::SysexStatus::Complete(bytes) => {
+                                        core.push_input_sysex(slot, raw.time, bytes);
+                                    }
+                                    midi::SysexStatus::Aborted
+                                    | midi::SysexStatus::TooLong { .. } => {
+                                        core.stats().note_sysex_dropped()
+                                    }
+                                }
                             }
                         });
                     }
@@ -247,20 +283,26 @@ impl EngineParts {
                 continue;
             };
             let mut writer = port.writer(ps);
+            let core = &self.core;
             // JACK takes events in time order only; the engine emits each
             // slot's events in frame order, and a late one is moved up to
             // the last written frame rather than lost.
             let mut at = 0u32;
             let mut write = |e: &RtEvent| {
                 at = at.max(e.frame.min(last));
-                writer
-                    .write(&RawMidi {
-                        time: at,
-                        bytes: e.midi_bytes(),
-                    })
-                    .is_ok()
+                // A SysEx leaves whole, as one JACK event.
+                let bytes = match core.sysex_bytes(e) {
+                    Some(long) => long,
+                    None => e.midi_bytes(),
+                };
+                let ok = writer.write(&RawMidi { time: at, bytes }).is_ok();
+                if !ok && e.is_sysex() {
+                    // The port's buffer for this period is full.
+                    core.stats().note_sysex_dropped();
+                }
+                ok
             };
-            for t in self.core.emitted() {
+            for t in core.emitted() {
                 if t.slot == slot && bound_to.is_none_or(|o| t.event.port == o) {
                     if let Some(e) = gate.admit(&t.event) {
                         write(&e);
@@ -663,7 +705,7 @@ impl Inner {
         self.ports.drain_retired(|port, _| {
             if let Some(client) = client {
                 let _ = match port {
-                    JackPort::In(p, _) => client.unregister_port(p),
+                    JackPort::In(p, ..) => client.unregister_port(p),
                     JackPort::Out(p) => client.unregister_port(p),
                 };
             }
@@ -715,7 +757,15 @@ impl PortService for JackBackend {
             let registered = match spec.direction {
                 Direction::In => client
                     .register_port(&spec.name, MidiIn::default())
-                    .map(|p| JackPort::In(p, midi::Parser::new())),
+                    .map(|p| {
+                        JackPort::In(
+                            p,
+                            midi::Parser::new(),
+                            Box::new(midi::SysexAssembler::with_capacity(
+                                JACK_SYSEX_REASSEMBLY_BYTES,
+                            )),
+                        )
+                    }),
                 Direction::Out => client
                     .register_port(&spec.name, MidiOut::default())
                     .map(JackPort::Out),
@@ -739,7 +789,7 @@ impl PortService for JackBackend {
         };
         let client = inner.client.as_ref().expect("checked").as_client();
         let full_name = match &port {
-            JackPort::In(p, _) => p.name(),
+            JackPort::In(p, ..) => p.name(),
             JackPort::Out(p) => p.name(),
         }
         .unwrap_or_else(|_| format!("{own}{}", spec.name));
@@ -750,7 +800,7 @@ impl PortService for JackBackend {
             };
             if let Err(e) = client.connect_ports_by_name(from, to) {
                 let _ = match port {
-                    JackPort::In(p, _) => client.unregister_port(p),
+                    JackPort::In(p, ..) => client.unregister_port(p),
                     JackPort::Out(p) => client.unregister_port(p),
                 };
                 return Err(PortError::NotReady(format!(

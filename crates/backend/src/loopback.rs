@@ -1,7 +1,10 @@
 //! The in-process loopback backend: ports that exist only inside the
 //! daemon. An output port named `X` feeds every input port named `X` (one
 //! block later, at the same frame). It needs no MIDI system, so the default
-//! realm and the tests run anywhere.
+//! realm and the tests run anywhere. SysEx is carried whole: its bytes wait
+//! for the next block in a buffer reserved up front
+//! ([`engine::DEFAULT_SYSEX_ARENA_BYTES`]); what does not fit is dropped and
+//! counted in the engine's `sysex_dropped`.
 
 use crate::port_table::{registry, EngineSide, Registry};
 use engine::{ClockDriver, EngineCore};
@@ -29,6 +32,9 @@ pub struct LoopbackDriver {
     side: EngineSide<LoopPort>,
     carry: Vec<(u32, RtEvent)>,
     carry_len: usize,
+    /// Bytes of the SysEx events in `carry` (their `data_offset` is into it).
+    carry_bytes: Box<[u8]>,
+    carry_bytes_len: usize,
 }
 
 /// Creates the two halves.
@@ -45,6 +51,8 @@ pub fn loopback() -> (LoopbackPorts, LoopbackDriver) {
             side,
             carry: vec![(0, RtEvent::default()); 4096],
             carry_len: 0,
+            carry_bytes: vec![0; engine::DEFAULT_SYSEX_ARENA_BYTES].into_boxed_slice(),
+            carry_bytes_len: 0,
         },
     )
 }
@@ -112,17 +120,26 @@ impl ClockDriver for LoopbackDriver {
             let (key, e) = self.carry[i];
             for b in self.side.table.iter_mut() {
                 if b.direction == Direction::In && b.port == key && !b.is_closing() {
-                    let mut e = e;
-                    e.port = b.input;
-                    core.push_input(b.slot, e);
+                    if e.is_sysex() {
+                        let from = e.data_offset as usize;
+                        let bytes = &self.carry_bytes[from..from + e.data_len as usize];
+                        core.push_input_sysex(b.slot, e.frame, bytes);
+                    } else {
+                        let mut e = e;
+                        e.port = b.input;
+                        core.push_input(b.slot, e);
+                    }
                 }
             }
         }
         self.carry_len = 0;
+        self.carry_bytes_len = 0;
     }
 
     fn after_cycle(&mut self, core: &mut EngineCore, frames: u32) {
         let (carry, carry_len) = (&mut self.carry, &mut self.carry_len);
+        let (carry_bytes, carry_bytes_len) = (&mut self.carry_bytes, &mut self.carry_bytes_len);
+        let engine: &EngineCore = core;
         for b in self.side.table.iter_mut() {
             if b.direction != Direction::Out {
                 continue;
@@ -130,16 +147,26 @@ impl ClockDriver for LoopbackDriver {
             let slot = b.slot;
             let bound_to = b.output;
             let (&mut key, mut gate) = b.output();
-            let mut write = |e: RtEvent| {
-                if *carry_len < carry.len() {
-                    carry[*carry_len] = (key, e);
-                    *carry_len += 1;
-                    true
-                } else {
-                    false
+            let mut write = |mut e: RtEvent| {
+                if *carry_len >= carry.len() {
+                    return false;
                 }
+                if let Some(bytes) = engine.sysex_bytes(&e) {
+                    let start = *carry_bytes_len;
+                    let end = start + bytes.len();
+                    if end > carry_bytes.len() {
+                        engine.stats().note_sysex_dropped();
+                        return false;
+                    }
+                    carry_bytes[start..end].copy_from_slice(bytes);
+                    *carry_bytes_len = end;
+                    e.data_offset = start as u32;
+                }
+                carry[*carry_len] = (key, e);
+                *carry_len += 1;
+                true
             };
-            for t in core.emitted() {
+            for t in engine.emitted() {
                 if t.slot == slot && bound_to.is_none_or(|o| t.event.port == o) {
                     if let Some(e) = gate.admit(&t.event) {
                         write(e);

@@ -347,3 +347,57 @@ impl<P, O> Registry<P, O> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sysex_event(frame: u32) -> RtEvent {
+        RtEvent {
+            frame,
+            port: 3,
+            kind: imp::event_kind::SYSEX,
+            data_offset: 10,
+            data_len: 100,
+            ..RtEvent::default()
+        }
+    }
+
+    #[test]
+    fn sysex_passes_a_port_untouched_by_its_ledger_and_a_closing_port_ends_only_notes() {
+        let (mut registry, mut side) = registry::<u32, ()>();
+        let id = registry.add(1, &PortSpec::new(Direction::Out, "out", None), 7, ()).unwrap();
+        side.apply();
+        let b = side.table.iter_mut().next().unwrap();
+        let (_, mut gate) = b.output();
+        let note = gate.admit(&RtEvent::midi(0, &[0x90, 60, 100])).unwrap();
+        assert_eq!(note.bytes, [0x90, 60, 100]);
+        // SysEx goes through as it is (to output 0 of the port), whatever
+        // notes sound, and is not a note to end.
+        let passed = gate.admit(&sysex_event(5)).unwrap();
+        assert_eq!(
+            (
+                passed.kind,
+                passed.port,
+                passed.data_offset,
+                passed.data_len
+            ),
+            (imp::event_kind::SYSEX, 0, 10, 100)
+        );
+        registry.remove(id);
+        side.apply();
+        let b = side.table.iter_mut().next().unwrap();
+        let (_, mut gate) = b.output();
+        assert!(
+            gate.admit(&sysex_event(6)).is_none(),
+            "a closing port takes nothing new"
+        );
+        let mut released = Vec::new();
+        gate.release_if_closing(63, |e| {
+            released.push(e);
+            true
+        });
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].bytes[..2], [0x80, 60]);
+    }
+}

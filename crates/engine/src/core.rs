@@ -43,6 +43,9 @@ pub struct EngineCore {
     pub(crate) commands: rtrb::Consumer<Command>,
     pub(crate) garbage: rtrb::Producer<Garbage>,
     pub(crate) inputs: rtrb::Consumer<InputEvent>,
+    /// Bytes of SysEx the control thread injected, in the order of their
+    /// events in `inputs`.
+    pub(crate) injected_sysex: rtrb::Consumer<u8>,
     pub(crate) stats: Arc<EngineStats>,
     pub(crate) slots: Box<[Slot]>,
     pub(crate) routing: Box<Routing>,
@@ -54,6 +57,17 @@ pub struct EngineCore {
     pub(crate) emitted: Box<[EmittedEvent]>,
     pub(crate) emitted_len: usize,
     pub(crate) transient: Box<[u8; TRANSIENT_BYTES]>,
+    /// The two cycle arenas of long-message bytes (see "Long messages" in
+    /// the crate docs), used in turn.
+    pub(crate) long: [Box<[u8]>; 2],
+    /// Bytes used in each cycle arena.
+    pub(crate) long_len: [usize; 2],
+    /// The arena of the cycle being prepared or run.
+    pub(crate) long_cur: usize,
+    /// The arena of the last cycle's emitted events.
+    pub(crate) long_emitted: usize,
+    /// The output arena a part's `process` call writes its SysEx into.
+    pub(crate) long_out: Box<[u8]>,
     pub(crate) audio: audio::Audio,
     pub(crate) position: u64,
     pub(crate) sample_rate: f64,
@@ -219,6 +233,11 @@ impl EngineCore {
                 self.beat_clock.transport(e.frame, e.value as u8, bpf);
                 return;
             }
+            // Long messages are no notes: they never enter the ledger.
+            imp::event_kind::SYSEX => {
+                self.route(slot, e);
+                return;
+            }
             _ => {}
         }
         match self.slots[slot].ledger.record(&e) {
@@ -355,6 +374,11 @@ impl EngineCore {
         let pending = self.inputs.slots();
         self.stats.note_input_queue(pending);
         while let Ok(input) = self.inputs.pop() {
+            if input.event.is_sysex() {
+                // Its bytes wait in the byte ring (`inject_sysex`).
+                self.take_injected_sysex(input.slot, input.event, frames);
+                continue;
+            }
             if input.slot < MAX_SLOTS {
                 let mut e = input.event;
                 e.frame = e.frame.min(frames.saturating_sub(1));
@@ -372,8 +396,16 @@ impl EngineCore {
         };
         self.audio.frames = audio_frames;
         self.audio.bus.clear(audio_frames);
+        // This cycle's long messages (inputs already copied in) are in the
+        // current arena; the backends read the emitted ones from it.
+        self.long_emitted = self.long_cur;
         for i in 0..self.routing.order.len() {
             let slot = self.routing.order[i];
+            let cur = self.long_cur;
+            let long_in = self.long[cur].as_ptr();
+            let long_in_len = self.long_len[cur];
+            let long_out = self.long_out.as_mut_ptr();
+            let long_out_cap = self.long_out.len();
             let s = &mut self.slots[slot];
             let input_len = s.input_len;
             s.input_len = 0;
@@ -385,8 +417,24 @@ impl EngineCore {
             }
             let channels = part.audio_channels();
             let mut pointers = [std::ptr::null_mut(); audio::BUS_CHANNELS];
-            let part_ctx = self.audio.context_for(slot, channels, &ctx, &mut pointers);
+            let mut part_ctx = self.audio.context_for(slot, channels, &ctx, &mut pointers);
+            let mut long_dropped = 0u32;
+            // SAFETY: the arenas are the core's own boxes, distinct, and
+            // not touched while the part runs; the context (and the drop
+            // counter on this stack) live for the call.
+            unsafe {
+                part_ctx.set_long_data(
+                    long_in,
+                    long_in_len,
+                    long_out,
+                    long_out_cap,
+                    &mut long_dropped,
+                )
+            };
             let (call, n) = part.process(&part_ctx, &s.input[..input_len], &mut self.scratch);
+            if long_dropped > 0 {
+                self.stats.add_sysex_dropped(long_dropped as u64);
+            }
             if call == RtCall::Panicked {
                 s.failed = true;
                 self.stats.note_failure(slot);
@@ -397,6 +445,13 @@ impl EngineCore {
             for j in 0..n {
                 let mut e = self.scratch[j];
                 e.frame = e.frame.min(frames.saturating_sub(1));
+                if e.is_sysex() {
+                    // Into the cycle arena, once, for wires and backends.
+                    match self.keep_part_sysex(slot, input_len, &e) {
+                        Some(offset) => e.data_offset = offset,
+                        None => continue,
+                    }
+                }
                 self.emit(slot, e);
             }
         }
@@ -413,6 +468,10 @@ impl EngineCore {
         for s in self.slots.iter_mut() {
             s.input_len = 0;
         }
+        // The next cycle fills the other arena; this one stays readable
+        // (`emitted`) until the end of the next cycle.
+        self.long_cur ^= 1;
+        self.long_len[self.long_cur] = 0;
         self.position += frames as u64;
         // The beat moves on at this block's tempo (put on an external grid
         // by ticks, held by a transport Stop), and a followed tempo takes
@@ -427,11 +486,131 @@ impl EngineCore {
 
     /// Delivers an event from outside (a backend's input port) to `slot`
     /// in the next cycle, at its frame. Call on the thread that runs the
-    /// cycles, before [`EngineCore::cycle`]. Allocation-free.
+    /// cycles, before [`EngineCore::cycle`]. Allocation-free. A SysEx event
+    /// cannot come this way (its bytes would be missing): it is dropped and
+    /// counted; use [`EngineCore::push_input_sysex`].
     pub fn push_input(&mut self, slot: usize, event: RtEvent) {
+        if event.is_sysex() {
+            self.stats.note_sysex_dropped();
+            return;
+        }
         if slot < MAX_SLOTS {
             push_sorted(&mut self.slots[slot], event, &self.stats);
         }
+    }
+
+    /// Delivers a long message (a whole SysEx, `0xF0 … 0xF7`) from outside
+    /// to `slot` in the next cycle, at `frame`: its bytes are copied into
+    /// the next cycle's arena. Returns false when the message is not a whole
+    /// SysEx or does not fit (dropped whole and counted in
+    /// [`StatsSnapshot::sysex_dropped`](crate::StatsSnapshot::sysex_dropped)).
+    /// Call on the thread that runs the cycles, before
+    /// [`EngineCore::cycle`]. Allocation-free.
+    pub fn push_input_sysex(&mut self, slot: usize, frame: u32, bytes: &[u8]) -> bool {
+        let whole = bytes.len() >= 2 && bytes[0] == 0xF0 && bytes[bytes.len() - 1] == 0xF7;
+        if slot >= MAX_SLOTS || !whole {
+            self.stats.note_sysex_dropped();
+            return false;
+        }
+        let Some(offset) = self.keep(bytes) else {
+            return false;
+        };
+        let event = RtEvent {
+            frame,
+            kind: imp::event_kind::SYSEX,
+            data_offset: offset,
+            data_len: bytes.len() as u32,
+            ..RtEvent::default()
+        };
+        push_sorted(&mut self.slots[slot], event, &self.stats);
+        true
+    }
+
+    /// An injected SysEx: its bytes from the byte ring into the arena, the
+    /// event to `slot`'s input.
+    fn take_injected_sysex(&mut self, slot: usize, mut e: RtEvent, frames: u32) {
+        let Ok(chunk) = self.injected_sysex.read_chunk(e.data_len as usize) else {
+            self.stats.note_sysex_dropped();
+            return;
+        };
+        let (a, b) = chunk.as_slices();
+        let cur = self.long_cur;
+        let start = self.long_len[cur];
+        let kept = append(&mut self.long[cur], &mut self.long_len[cur], a, &self.stats)
+            .and_then(|_| append(&mut self.long[cur], &mut self.long_len[cur], b, &self.stats));
+        chunk.commit_all();
+        if kept.is_none() {
+            // Not truncated: the part that fitted is given back.
+            self.long_len[cur] = start;
+            return;
+        }
+        if slot < MAX_SLOTS {
+            e.frame = e.frame.min(frames.saturating_sub(1));
+            e.data_offset = start as u32;
+            push_sorted(&mut self.slots[slot], e, &self.stats);
+        }
+    }
+
+    /// Copies `bytes` into the current cycle arena; their offset, or `None`
+    /// (counted) when they do not fit.
+    fn keep(&mut self, bytes: &[u8]) -> Option<u32> {
+        let cur = self.long_cur;
+        append(
+            &mut self.long[cur],
+            &mut self.long_len[cur],
+            bytes,
+            &self.stats,
+        )
+    }
+
+    /// Copies the bytes of a SysEx event `slot` wrote (in the output
+    /// arena) into the cycle arena; the new offset, or `None` (counted). A
+    /// message the part passed on unchanged from its input (the first
+    /// `input_len` events of its slot) is already there: it keeps that
+    /// offset, so a chain of pass-through parts costs the arena one copy.
+    fn keep_part_sysex(&mut self, slot: usize, input_len: usize, e: &RtEvent) -> Option<u32> {
+        let start = e.data_offset as usize;
+        let Some(bytes) = start
+            .checked_add(e.data_len as usize)
+            .and_then(|end| self.long_out.get(start..end))
+        else {
+            self.stats.note_sysex_dropped();
+            return None;
+        };
+        let cur = self.long_cur;
+        let arena = &self.long[cur][..self.long_len[cur]];
+        for input in &self.slots[slot].input[..input_len] {
+            if input.is_sysex() && input.data_len == e.data_len {
+                let from = input.data_offset as usize;
+                if arena.get(from..from + bytes.len()) == Some(bytes) {
+                    return Some(input.data_offset);
+                }
+            }
+        }
+        append(
+            &mut self.long[cur],
+            &mut self.long_len[cur],
+            bytes,
+            &self.stats,
+        )
+    }
+
+    /// The bytes of a SysEx event of the last cycle's
+    /// [`EngineCore::emitted`] list (`0xF0 … 0xF7`); `None` for any other
+    /// event. Valid until the end of the next cycle. Allocation-free.
+    pub fn sysex_bytes(&self, e: &RtEvent) -> Option<&[u8]> {
+        if !e.is_sysex() {
+            return None;
+        }
+        let arena = &self.long[self.long_emitted][..self.long_len[self.long_emitted]];
+        let start = e.data_offset as usize;
+        arena.get(start..start.checked_add(e.data_len as usize)?)
+    }
+
+    /// The engine's counters, to count what a backend could not carry
+    /// (e.g. [`EngineStats::note_sysex_dropped`]). Any thread.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
     }
 
     /// Every event the slots emitted in the last cycle (after the ledger),
@@ -484,6 +663,21 @@ impl EngineCore {
     pub fn sounding(&self, slot: usize) -> u32 {
         self.slots[slot].ledger.count()
     }
+}
+
+/// Appends `bytes` to an arena holding `len` bytes; their offset, or
+/// `None` (counted as a dropped SysEx) when they do not fit: a message is
+/// never truncated. Allocation-free.
+fn append(arena: &mut [u8], len: &mut usize, bytes: &[u8], stats: &EngineStats) -> Option<u32> {
+    let start = *len;
+    let end = start + bytes.len();
+    if end > arena.len() || u32::try_from(end).is_err() {
+        stats.note_sysex_dropped();
+        return None;
+    }
+    arena[start..end].copy_from_slice(bytes);
+    *len = end;
+    Some(start as u32)
 }
 
 fn push_sorted(slot: &mut Slot, e: RtEvent, stats: &EngineStats) {

@@ -15,6 +15,8 @@ pub struct EngineHandle {
     pub(crate) commands: rtrb::Producer<Command>,
     pub(crate) garbage: rtrb::Consumer<Garbage>,
     pub(crate) inputs: rtrb::Producer<InputEvent>,
+    /// Bytes of injected SysEx; their events follow in `inputs`.
+    pub(crate) injected_sysex: rtrb::Producer<u8>,
     pub(crate) stats: Arc<EngineStats>,
     pub(crate) config: EngineConfig,
 }
@@ -76,8 +78,52 @@ impl EngineHandle {
     }
 
     /// Queues an event for `slot`, delivered in the next cycle at its frame
-    /// (clamped to the block).
+    /// (clamped to the block). A SysEx goes with [`EngineHandle::inject_sysex`]
+    /// (an event of kind SYSEX here would carry no bytes: it is refused).
     pub fn inject(&mut self, slot: usize, event: RtEvent) -> Result<(), EngineError> {
+        if event.is_sysex() {
+            return Err(EngineError::NotSysex);
+        }
+        self.inputs
+            .push(InputEvent { slot, event })
+            .map_err(|_| EngineError::QueueFull("input"))
+    }
+
+    /// Queues a whole SysEx (`0xF0 … 0xF7`) for `slot`, delivered in the next
+    /// cycle at frame `frame` (clamped to the block): its bytes go through a
+    /// byte ring as long as the engine's arena, and the engine copies them
+    /// into its arena. Control thread.
+    pub fn inject_sysex(
+        &mut self,
+        slot: usize,
+        frame: u32,
+        bytes: &[u8],
+    ) -> Result<(), EngineError> {
+        let whole = bytes.len() >= 2 && bytes[0] == 0xF0 && bytes[bytes.len() - 1] == 0xF7;
+        let len = u32::try_from(bytes.len()).map_err(|_| EngineError::QueueFull("SysEx"))?;
+        if !whole {
+            return Err(EngineError::NotSysex);
+        }
+        if self.inputs.slots() == 0 {
+            return Err(EngineError::QueueFull("input"));
+        }
+        let mut chunk = self
+            .injected_sysex
+            .write_chunk(bytes.len())
+            .map_err(|_| EngineError::QueueFull("SysEx"))?;
+        let (a, b) = chunk.as_mut_slices();
+        let split = a.len();
+        a.copy_from_slice(&bytes[..split]);
+        b.copy_from_slice(&bytes[split..]);
+        chunk.commit_all();
+        // One producer: the slot checked above is still free; the event
+        // follows its bytes, so the engine finds them when it pops it.
+        let event = RtEvent {
+            frame,
+            kind: imp::event_kind::SYSEX,
+            data_len: len,
+            ..RtEvent::default()
+        };
         self.inputs
             .push(InputEvent { slot, event })
             .map_err(|_| EngineError::QueueFull("input"))

@@ -14,6 +14,26 @@
 //! allocates, locks, blocks or logs; [`alloc_guard::rt_section`] wraps every
 //! cycle so tests can prove it.
 //!
+//! Long messages (SysEx): an [`imp::RtEvent`] carries at most 3 MIDI
+//! bytes, so a longer message travels as an event of kind
+//! [`imp::event_kind::SYSEX`] whose bytes live in engine-owned arenas
+//! allocated by [`engine`] (each [`EngineConfig::sysex_arena_bytes`] long,
+//! 64 KiB by default) and never grown:
+//!
+//! - two **cycle arenas**, used in turn: backends copy the SysEx they
+//!   receive into the next cycle's arena ([`EngineCore::push_input_sysex`]);
+//!   during the cycle every SysEx a part emits is copied there too, once,
+//!   and both the slots it is wired to (as input, in the same cycle) and the
+//!   backends (through [`EngineCore::emitted`] and
+//!   [`EngineCore::sysex_bytes`], until the end of the next cycle) read it
+//!   from there. Each part sees the arena as its `BlockContext`'s input
+//!   long data;
+//! - one **output arena**, handed to each part for its `process` call, which
+//!   `EventWriter::push_sysex` fills.
+//!
+//! A message that does not fit is dropped whole and counted
+//! ([`StatsSnapshot::sysex_dropped`]). SysEx never enters the note ledgers.
+//!
 //! Clocks: [`InternalClock`] runs cycles on its own thread at the block
 //! rate; a JACK process callback or an audio callback drives the core the
 //! same way by calling [`EngineCore::cycle`] with its own frame count; tests
@@ -36,6 +56,8 @@ pub mod realtime;
 pub mod routing;
 mod rt;
 mod stats;
+#[cfg(test)]
+mod sysex_tests;
 
 pub use crate::core::{EmittedEvent, EngineCore, InputEvent};
 pub use clock::{ClockDriver, InternalClock};
@@ -62,6 +84,10 @@ const INPUT_QUEUE: usize = 4096;
 /// Events the engine can emit in one cycle, all slots together, for a
 /// backend to pick up after the cycle ([`EngineCore::emitted`]).
 pub const EMITTED_CAPACITY: usize = 8192;
+/// Default size of each long-data arena ([`EngineConfig::sysex_arena_bytes`]):
+/// 64 KiB, room for 64 SysEx messages of 1 KiB in one cycle, or one bulk
+/// dump of up to 64 KiB.
+pub const DEFAULT_SYSEX_ARENA_BYTES: usize = 64 * 1024;
 
 /// Errors of the engine's control side.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +100,10 @@ pub enum EngineError {
         "the wiring has a loop: events would circle forever; remove one of the wires in the loop"
     )]
     WiringCycle,
+    /// Not a whole SysEx message (`0xF0 … 0xF7`), or a SysEx event given
+    /// where only fixed-size events go.
+    #[error("not a whole SysEx message (F0 ... F7); SysEx goes through inject_sysex")]
+    NotSysex,
     /// A queue to the engine thread is full (the engine is not running or is overloaded).
     #[error("the engine's {0} queue is full: the engine thread is not keeping up or not running")]
     QueueFull(&'static str),
@@ -88,6 +118,12 @@ pub struct EngineConfig {
     pub block_size: u32,
     /// Starting tempo in BPM.
     pub tempo_bpm: f64,
+    /// Size in bytes of each of the engine's three long-data arenas (see
+    /// "Long messages" in the crate docs): the most SysEx bytes one cycle
+    /// can carry, all slots together, and the most one RT part can write in
+    /// one call. A message that does not fit is dropped whole and counted
+    /// in [`StatsSnapshot::sysex_dropped`]; it is never truncated.
+    pub sysex_arena_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -96,6 +132,7 @@ impl Default for EngineConfig {
             sample_rate: 48_000,
             block_size: 64,
             tempo_bpm: 120.0,
+            sysex_arena_bytes: DEFAULT_SYSEX_ARENA_BYTES,
         }
     }
 }
@@ -127,6 +164,8 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
     let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(COMMAND_QUEUE);
     let (gar_tx, gar_rx) = rtrb::RingBuffer::new(GARBAGE_QUEUE);
     let (in_tx, in_rx) = rtrb::RingBuffer::new(INPUT_QUEUE);
+    // Bytes of SysEx injected by the control thread, in queue order.
+    let (sysex_tx, sysex_rx) = rtrb::RingBuffer::new(config.sysex_arena_bytes.max(1));
     let stats = Arc::new(EngineStats::default());
     let slots = (0..MAX_SLOTS)
         .map(|_| Slot {
@@ -142,6 +181,7 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         commands: cmd_rx,
         garbage: gar_tx,
         inputs: in_rx,
+        injected_sysex: sysex_rx,
         stats: stats.clone(),
         slots,
         routing: Box::new(Routing::new(&[], &[]).expect("empty routing is valid")),
@@ -159,6 +199,14 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         .into_boxed_slice(),
         emitted_len: 0,
         transient: Box::new([0; TRANSIENT_BYTES]),
+        long: [
+            vec![0u8; config.sysex_arena_bytes].into_boxed_slice(),
+            vec![0u8; config.sysex_arena_bytes].into_boxed_slice(),
+        ],
+        long_len: [0; 2],
+        long_cur: 0,
+        long_emitted: 0,
+        long_out: vec![0u8; config.sysex_arena_bytes].into_boxed_slice(),
         audio: audio::Audio::new(MAX_SLOTS),
         position: 0,
         sample_rate: config.sample_rate as f64,
@@ -170,6 +218,7 @@ pub fn engine(config: EngineConfig) -> (EngineHandle, EngineCore) {
         commands: cmd_tx,
         garbage: gar_rx,
         inputs: in_tx,
+        injected_sysex: sysex_tx,
         stats,
         config,
     };

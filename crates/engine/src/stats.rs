@@ -20,6 +20,7 @@ pub struct EngineStats {
     input_queue_high: AtomicU64,
     failures: AtomicU64,
     alloc_violations: AtomicU64,
+    sysex_dropped: AtomicU64,
     /// Highest output peak since the last snapshot (f32 bits).
     output_peak: std::sync::atomic::AtomicU32,
     /// RMS of the last cycle's output (f32 bits).
@@ -62,6 +63,11 @@ pub struct StatsSnapshot {
     /// The engine's tempo in the last cycle, in BPM (set in `realm.toml`,
     /// or followed from an external MIDI clock).
     pub tempo_bpm: f64,
+    /// SysEx messages dropped whole because a long-data arena had no room
+    /// for them (see `EngineConfig::sysex_arena_bytes`), or because they
+    /// came by a path that cannot carry them; never truncated.
+    #[serde(default)]
+    pub sysex_dropped: u64,
 }
 
 fn raise(a: &AtomicU64, v: u64) {
@@ -104,6 +110,14 @@ impl EngineStats {
     }
     pub(crate) fn note_dropped(&self) {
         self.dropped_events.fetch_add(1, Relaxed);
+    }
+    /// A SysEx message dropped whole (no room in an arena). Any thread;
+    /// a backend that cannot carry one counts it here too.
+    pub fn note_sysex_dropped(&self) {
+        self.add_sysex_dropped(1);
+    }
+    pub(crate) fn add_sysex_dropped(&self, n: u64) {
+        self.sysex_dropped.fetch_add(n, Relaxed);
     }
     pub(crate) fn note_leak(&self) {
         self.leaked.fetch_add(1, Relaxed);
@@ -148,6 +162,7 @@ impl EngineStats {
             output_peak: f32::from_bits(self.output_peak.swap(0, Relaxed)),
             output_rms: f32::from_bits(self.output_rms.load(Relaxed)),
             tempo_bpm: f64::from_bits(self.tempo_bpm.load(Relaxed)),
+            sysex_dropped: self.sysex_dropped.load(Relaxed),
         }
     }
 }

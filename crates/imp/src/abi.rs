@@ -8,7 +8,11 @@
 //! - [`BytesRef`] is borrowed for the duration of one call.
 //! - [`ImpBytes`] is allocated by the imp and freed by the host through
 //!   [`LibraryTable::free_bytes`] (the side that allocated frees).
-//! - [`RtEvent`] buffers are owned by the caller (the engine).
+//! - [`RtEvent`] buffers are owned by the caller (the engine), and so are
+//!   the long-data arenas a [`BlockContext`] points at (SysEx bytes): the
+//!   input arena is read-only for the call, the output arena is the part's
+//!   to fill for the call (through `EventWriter::push_sysex`), and neither
+//!   may be kept past the call.
 
 use core::ffi::c_void;
 use core::mem::{align_of, offset_of, size_of};
@@ -180,6 +184,17 @@ pub mod event_kind {
     /// continues the engine's beat; after Start or Continue the beat moves
     /// again from the next [`GRID_TICK`].
     pub const TRANSPORT: u8 = 3;
+    /// A message longer than 3 bytes: a whole SysEx, `0xF0 … 0xF7`. Its
+    /// bytes are not in the event but in engine-owned storage reserved up
+    /// front (nothing is allocated to carry them): `data_offset` and
+    /// `data_len` locate them in the block's input long-data arena (see
+    /// [`BlockContext::sysex_bytes`](crate::BlockContext::sysex_bytes)).
+    /// `len` is 0 and `bytes` unused. Write one with
+    /// [`EventWriter::push_sysex`](crate::EventWriter::push_sysex);
+    /// [`EventWriter::push`](crate::EventWriter::push) of an input SysEx
+    /// event passes it on (its bytes are copied). SysEx never enters the
+    /// engine's note ledgers.
+    pub const SYSEX: u8 = 4;
     /// MIDI bytes for a device, not music, in `bytes[..len]`: the LED and
     /// display messages a controller sends back to its own device. They
     /// go along wires and out of ports exactly as written; the note
@@ -201,7 +216,11 @@ pub mod transport {
 boundary! { RT_EVENT_SHAPE;
 /// One real-time event: a MIDI message (or control event) at a sample
 /// offset inside the current block. Fixed size, so buffers of them can be
-/// preallocated and passed across the boundary without allocation.
+/// preallocated and passed across the boundary without allocation. A
+/// message longer than 3 bytes (SysEx, [`event_kind::SYSEX`]) keeps its
+/// bytes in the engine's long-data arenas, reserved up front; the event
+/// locates them (`data_offset`, `data_len`) in the arena of the block it
+/// belongs to, and is meaningless outside that block.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RtEvent {
@@ -218,6 +237,12 @@ pub struct RtEvent {
     pub bytes: [u8; 3],
     /// Payload of control events (e.g. tempo in BPM).
     pub value: f32,
+    /// [`event_kind::SYSEX`] only: where the message's bytes start in the
+    /// long-data arena of the block (0 otherwise).
+    pub data_offset: u32,
+    /// [`event_kind::SYSEX`] only: the message's length in bytes, `0xF0`
+    /// and `0xF7` included (0 otherwise).
+    pub data_len: u32,
 }
 }
 
@@ -234,10 +259,19 @@ impl RtEvent {
             len: len as u8,
             bytes: b,
             value: 0.0,
+            data_offset: 0,
+            data_len: 0,
         }
     }
 
-    /// The MIDI bytes of this event.
+    /// True for a long message ([`event_kind::SYSEX`]); its bytes are read
+    /// with [`BlockContext::sysex_bytes`].
+    pub fn is_sysex(&self) -> bool {
+        self.kind == event_kind::SYSEX
+    }
+
+    /// The MIDI bytes of this event (empty for a SysEx event, whose bytes
+    /// live in the block's arena: [`BlockContext::sysex_bytes`]).
     pub fn midi_bytes(&self) -> &[u8] {
         &self.bytes[..(self.len as usize).min(3)]
     }
@@ -287,6 +321,23 @@ pub struct BlockContext {
     /// transport holds it (Stop, or Start/Continue before the first tick):
     /// tempo-synced generators wait.
     pub playing: u32,
+    /// The block's input long-data arena (engine-owned, null when none):
+    /// the bytes of this block's [`event_kind::SYSEX`] input events. Kept
+    /// private so that safe code cannot point it anywhere; read it through
+    /// [`BlockContext::sysex_bytes`].
+    long_in: *const u8,
+    /// Valid bytes behind `long_in`.
+    long_in_len: usize,
+    /// The part's output long-data arena (engine-owned, null when none),
+    /// which [`EventWriter::push_sysex`](crate::EventWriter::push_sysex)
+    /// fills from offset 0; an output SysEx event's `data_offset` is into it.
+    long_out: *mut u8,
+    /// Capacity of `long_out` in bytes.
+    long_out_cap: usize,
+    /// Where the part's writer counts the SysEx it could not write (no
+    /// room, not a whole SysEx), for the engine's `sysex_dropped` stat
+    /// (null when none).
+    long_dropped: *mut u32,
 }
 
 }
@@ -303,6 +354,69 @@ impl BlockContext {
             audio_channels: 0,
             beat_position: f64::NAN,
             playing: 1,
+            long_in: core::ptr::null(),
+            long_in_len: 0,
+            long_out: core::ptr::null_mut(),
+            long_out_cap: 0,
+            long_dropped: core::ptr::null_mut(),
+        }
+    }
+
+    /// Hands the block's long-data arenas to the part (the engine does
+    /// this before each `process` call).
+    ///
+    /// # Safety
+    /// `input` must be valid for reads of `input_len` bytes and `output`
+    /// valid for writes of `output_cap` bytes (or null with 0), not
+    /// overlapping, and `dropped` valid for writes (or null), for as long as
+    /// this context (or a copy of it) is used.
+    #[doc(hidden)]
+    pub unsafe fn set_long_data(
+        &mut self,
+        input: *const u8,
+        input_len: usize,
+        output: *mut u8,
+        output_cap: usize,
+        dropped: *mut u32,
+    ) {
+        self.long_in = input;
+        self.long_in_len = input_len;
+        self.long_out = output;
+        self.long_out_cap = output_cap;
+        self.long_dropped = dropped;
+    }
+
+    /// The block's input long-data arena (empty when none).
+    pub fn long_data(&self) -> &[u8] {
+        if self.long_in.is_null() || self.long_in_len == 0 {
+            &[]
+        } else {
+            // SAFETY: the fields are private; only `set_long_data`, whose
+            // caller promises `long_in_len` readable bytes, sets them.
+            unsafe { core::slice::from_raw_parts(self.long_in, self.long_in_len) }
+        }
+    }
+
+    /// The bytes of an input [`event_kind::SYSEX`] event (`0xF0 … 0xF7`),
+    /// or `None` for any other event or one that points outside this
+    /// block's arena. Engine thread; no allocation.
+    pub fn sysex_bytes(&self, e: &RtEvent) -> Option<&[u8]> {
+        // A whole SysEx is at least F0 F7.
+        if !e.is_sysex() || e.data_len < 2 {
+            return None;
+        }
+        let start = e.data_offset as usize;
+        let end = start.checked_add(e.data_len as usize)?;
+        self.long_data().get(start..end)
+    }
+
+    /// The part's output long-data arena and its capacity (null, 0 when
+    /// none), and the drop counter.
+    pub(crate) fn long_out(&self) -> (*mut u8, usize, *mut u32) {
+        if self.long_out.is_null() {
+            (core::ptr::null_mut(), 0, self.long_dropped)
+        } else {
+            (self.long_out, self.long_out_cap, self.long_dropped)
         }
     }
 }
@@ -666,7 +780,7 @@ pub const fn layout_fingerprint() -> u64 {
 
 /// The size, alignment and offsets part of [`layout_fingerprint`].
 const fn layout_hash() -> u64 {
-    let items: [usize; 56] = [
+    let items: [usize; 63] = [
         size_of::<BytesRef>(),
         align_of::<BytesRef>(),
         offset_of!(BytesRef, present),
@@ -681,6 +795,8 @@ const fn layout_hash() -> u64 {
         offset_of!(RtEvent, len),
         offset_of!(RtEvent, bytes),
         offset_of!(RtEvent, value),
+        offset_of!(RtEvent, data_offset),
+        offset_of!(RtEvent, data_len),
         size_of::<BlockContext>(),
         offset_of!(BlockContext, sample_position),
         offset_of!(BlockContext, sample_rate),
@@ -690,6 +806,11 @@ const fn layout_hash() -> u64 {
         offset_of!(BlockContext, audio_channels),
         offset_of!(BlockContext, beat_position),
         offset_of!(BlockContext, playing),
+        offset_of!(BlockContext, long_in),
+        offset_of!(BlockContext, long_in_len),
+        offset_of!(BlockContext, long_out),
+        offset_of!(BlockContext, long_out_cap),
+        offset_of!(BlockContext, long_dropped),
         size_of::<HostTable>(),
         offset_of!(HostTable, alloc),
         offset_of!(HostTable, log),

@@ -44,6 +44,13 @@
 //!
 //! Imps must not use thread-locals with destructors: the host never unloads
 //! a library, but it does run imp code on threads it owns.
+//!
+//! SysEx (and any message longer than 3 bytes) reaches an RT part as an
+//! [`RtEvent`] of kind [`event_kind::SYSEX`] whose
+//! bytes live in engine-owned storage: read them with
+//! [`BlockContext::sysex_bytes`], pass the event on with
+//! [`EventWriter::push`], write a new one with [`EventWriter::push_sysex`].
+//! Nothing is allocated and no `unsafe` is needed.
 
 pub mod abi;
 mod error;

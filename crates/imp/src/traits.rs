@@ -209,11 +209,66 @@ impl RtPart for NoRt {
 
 /// Writes events into the engine's preallocated output buffer, and gives
 /// access to the block's audio output.
+///
+/// Long messages (SysEx) go through [`EventWriter::push_sysex`], which
+/// copies their bytes into the engine's output long-data arena for this
+/// call (reserved up front; nothing is allocated). [`EventWriter::push`]
+/// of an input SysEx event passes it on the same way, so a part that
+/// forwards its input forwards SysEx too.
 pub struct EventWriter<'a> {
     buf: &'a mut [RtEvent],
     len: usize,
     dropped: usize,
     audio: AudioOut<'a>,
+    long: LongData<'a>,
+}
+
+/// The block's long-data arenas as the writer sees them: the input arena
+/// (read, to pass input SysEx on) and the output arena (filled from 0).
+struct LongData<'a> {
+    input: *const u8,
+    input_len: usize,
+    output: *mut u8,
+    output_cap: usize,
+    output_len: usize,
+    /// The engine's count of SysEx this part could not write (or null).
+    dropped: *mut u32,
+    _arenas: core::marker::PhantomData<&'a mut [u8]>,
+}
+
+impl LongData<'_> {
+    const NONE: LongData<'static> = LongData {
+        input: core::ptr::null(),
+        input_len: 0,
+        output: core::ptr::null_mut(),
+        output_cap: 0,
+        output_len: 0,
+        dropped: core::ptr::null_mut(),
+        _arenas: core::marker::PhantomData,
+    };
+
+    /// Tells the engine a SysEx was dropped.
+    fn count_drop(&mut self) {
+        if !self.dropped.is_null() {
+            // SAFETY: `with_audio`'s caller promised a writable counter for `'a`.
+            unsafe { *self.dropped = (*self.dropped).saturating_add(1) };
+        }
+    }
+
+    /// The bytes of an input SysEx event, if they are in the input arena.
+    fn input_bytes(&self, e: &RtEvent) -> Option<&[u8]> {
+        if self.input.is_null() {
+            return None;
+        }
+        let start = e.data_offset as usize;
+        let end = start.checked_add(e.data_len as usize)?;
+        if end > self.input_len {
+            return None;
+        }
+        // SAFETY: `with_audio`'s caller promised `input_len` readable
+        // bytes for `'a`; the range is inside them.
+        Some(unsafe { core::slice::from_raw_parts(self.input.add(start), end - start) })
+    }
 }
 
 /// The block's audio output: engine-owned `f32` buffers, one per channel,
@@ -280,14 +335,18 @@ impl<'a> EventWriter<'a> {
             len: 0,
             dropped: 0,
             audio: AudioOut::none(),
+            long: LongData::NONE,
         }
     }
 
-    /// Wraps a caller-owned event buffer and the block's audio buffers.
+    /// Wraps a caller-owned event buffer, the block's audio buffers and its
+    /// long-data arenas.
     ///
     /// # Safety
     /// `ctx.audio` must point at `ctx.audio_channels` distinct, valid
-    /// buffers of `ctx.frames` samples that outlive `'a` (the engine's).
+    /// buffers of `ctx.frames` samples that outlive `'a` (the engine's), and
+    /// the long-data arenas set with `BlockContext::set_long_data` must
+    /// outlive `'a` too.
     #[doc(hidden)]
     pub unsafe fn with_audio(buf: &'a mut [RtEvent], ctx: &BlockContext) -> EventWriter<'a> {
         let mut audio = AudioOut::none();
@@ -299,11 +358,23 @@ impl<'a> EventWriter<'a> {
                 audio.channels[i] = unsafe { *ctx.audio.add(i) };
             }
         }
+        let input = ctx.long_data();
+        let (output, output_cap, dropped) = ctx.long_out();
+        let long = LongData {
+            input: input.as_ptr(),
+            input_len: input.len(),
+            output,
+            output_cap,
+            output_len: 0,
+            dropped,
+            _arenas: core::marker::PhantomData,
+        };
         EventWriter {
             buf,
             len: 0,
             dropped: 0,
             audio,
+            long,
         }
     }
 
@@ -313,8 +384,24 @@ impl<'a> EventWriter<'a> {
         &mut self.audio
     }
 
-    /// Appends an event; returns false (and counts it) when the buffer is full.
+    /// Appends an event; returns false (and counts it) when the buffer is
+    /// full. An input SysEx event ([`RtEvent::is_sysex`]) is passed on with
+    /// its bytes, as by [`EventWriter::push_sysex`] (on the event's `port`);
+    /// one whose bytes are not in this block's input arena is dropped.
     pub fn push(&mut self, event: RtEvent) -> bool {
+        if event.is_sysex() {
+            let Some(bytes) = self.long.input_bytes(&event) else {
+                self.dropped += 1;
+                self.long.count_drop();
+                return false;
+            };
+            // Input and output arenas are distinct engine buffers.
+            let (ptr, len) = (bytes.as_ptr(), bytes.len());
+            // SAFETY: the bytes stay valid for `'a` (see `input_bytes`) and
+            // do not overlap the output arena that `push_sysex` writes.
+            let bytes = unsafe { core::slice::from_raw_parts(ptr, len) };
+            return self.push_sysex(event.frame, event.port, bytes);
+        }
         if let Some(slot) = self.buf.get_mut(self.len) {
             *slot = event;
             self.len += 1;
@@ -323,6 +410,51 @@ impl<'a> EventWriter<'a> {
             self.dropped += 1;
             false
         }
+    }
+
+    /// Appends a whole SysEx message (`0xF0 …  0xF7`, any length) at
+    /// `frame` on the numbered output `port`: its bytes are copied into the
+    /// engine's output long-data arena for this call. Returns false (and
+    /// counts it as dropped) when `bytes` is not one whole SysEx, the event
+    /// buffer is full, or the arena has no room for it (the message is never
+    /// truncated); the engine counts SysEx it cannot carry in its
+    /// `sysex_dropped` stat. Only `RtPart::process` can write SysEx (not
+    /// `all_notes_off`). Engine thread; no allocation.
+    pub fn push_sysex(&mut self, frame: u32, port: u8, bytes: &[u8]) -> bool {
+        let whole = bytes.len() >= 2 && bytes[0] == 0xF0 && bytes[bytes.len() - 1] == 0xF7;
+        let start = self.long.output_len;
+        let fits = start
+            .checked_add(bytes.len())
+            .is_some_and(|end| end <= self.long.output_cap)
+            && !self.long.output.is_null()
+            && u32::try_from(start + bytes.len()).is_ok();
+        if !whole || !fits || self.len >= self.buf.len() {
+            self.dropped += 1;
+            self.long.count_drop();
+            return false;
+        }
+        // SAFETY: `with_audio`'s caller promised `output_cap` writable bytes
+        // for `'a`; `start + len <= output_cap` was checked above, and the
+        // source is never the output arena (input arena or the part's own).
+        unsafe {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.long.output.add(start), bytes.len())
+        };
+        self.long.output_len = start + bytes.len();
+        self.buf[self.len] = RtEvent {
+            frame,
+            port,
+            kind: crate::abi::event_kind::SYSEX,
+            data_offset: start as u32,
+            data_len: bytes.len() as u32,
+            ..RtEvent::default()
+        };
+        self.len += 1;
+        true
+    }
+
+    /// Bytes still free in the output long-data arena (0 when there is none).
+    pub fn sysex_room(&self) -> usize {
+        self.long.output_cap - self.long.output_len
     }
 
     /// Number of events written.
@@ -343,5 +475,103 @@ impl<'a> EventWriter<'a> {
     /// Number of events that did not fit.
     pub fn dropped(&self) -> usize {
         self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::event_kind;
+
+    /// A context over `input` (the input arena) and `output` (the output
+    /// arena), counting drops into `dropped`.
+    fn ctx(input: &[u8], output: &mut [u8], dropped: &mut u32) -> BlockContext {
+        let mut c = BlockContext::new(0, 48_000.0, 120.0, 64);
+        // SAFETY: the buffers outlive every use of the context in each test.
+        unsafe {
+            c.set_long_data(
+                input.as_ptr(),
+                input.len(),
+                output.as_mut_ptr(),
+                output.len(),
+                dropped,
+            )
+        };
+        c
+    }
+
+    fn sysex_event(frame: u32, offset: u32, len: u32) -> RtEvent {
+        RtEvent {
+            frame,
+            kind: event_kind::SYSEX,
+            data_offset: offset,
+            data_len: len,
+            ..RtEvent::default()
+        }
+    }
+
+    #[test]
+    fn sysex_bytes_are_read_from_the_input_arena_within_bounds() {
+        let input = [0x90, 1, 2, 0xF0, 7, 0xF7];
+        let (mut output, mut dropped) = ([0u8; 16], 0);
+        let c = ctx(&input, &mut output, &mut dropped);
+        assert_eq!(
+            c.sysex_bytes(&sysex_event(0, 3, 3)),
+            Some(&[0xF0, 7, 0xF7][..])
+        );
+        assert_eq!(c.sysex_bytes(&sysex_event(0, 4, 3)), None, "past the end");
+        assert_eq!(c.sysex_bytes(&sysex_event(0, u32::MAX, 3)), None);
+        assert_eq!(c.sysex_bytes(&RtEvent::midi(0, &[0x90, 1, 2])), None);
+        let none = BlockContext::new(0, 48_000.0, 120.0, 64);
+        assert_eq!(none.sysex_bytes(&sysex_event(0, 0, 0)), None);
+    }
+
+    #[test]
+    fn push_sysex_copies_into_the_output_arena_and_push_passes_input_on() {
+        let input = [0xF0, 1, 2, 0xF7];
+        let (mut output, mut dropped) = ([0u8; 8], 0);
+        let c = ctx(&input, &mut output, &mut dropped);
+        let mut events = [RtEvent::default(); 4];
+        // SAFETY: no audio; the arenas and the counter outlive the writer.
+        let mut w = unsafe { EventWriter::with_audio(&mut events, &c) };
+        assert!(w.push_sysex(5, 2, &[0xF0, 9, 0xF7]));
+        let mut passed = sysex_event(6, 0, 4);
+        passed.port = 1;
+        assert!(w.push(passed));
+        assert_eq!(w.sysex_room(), 1);
+        // Not whole, too long for what is left: refused whole, counted.
+        assert!(!w.push_sysex(7, 0, &[0xF0, 1]));
+        assert!(!w.push_sysex(7, 0, &[0xF0, 0xF7]));
+        assert!(!w.push(sysex_event(8, 2, 4)), "outside the input arena");
+        assert_eq!((w.len(), w.dropped()), (2, 3));
+        assert_eq!(dropped, 3);
+        assert_eq!(
+            (
+                events[0].frame,
+                events[0].port,
+                events[0].data_offset,
+                events[0].data_len
+            ),
+            (5, 2, 0, 3)
+        );
+        assert_eq!(
+            (
+                events[1].frame,
+                events[1].port,
+                events[1].data_offset,
+                events[1].data_len
+            ),
+            (6, 1, 3, 4)
+        );
+        assert_eq!(&output[..7], &[0xF0, 9, 0xF7, 0xF0, 1, 2, 0xF7]);
+    }
+
+    #[test]
+    fn without_an_arena_no_sysex_is_written() {
+        let mut events = [RtEvent::default(); 4];
+        let mut w = EventWriter::new(&mut events);
+        assert!(!w.push_sysex(0, 0, &[0xF0, 0xF7]));
+        assert!(!w.push(sysex_event(0, 0, 2)));
+        assert_eq!((w.len(), w.dropped(), w.sysex_room()), (0, 2, 0));
     }
 }

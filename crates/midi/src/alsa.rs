@@ -343,6 +343,10 @@ pub struct SenderOptions {
     /// message pushed with a due time closer than this may leave up to this
     /// much late; the engine's output latency should exceed it.
     pub poll_interval: Duration,
+    /// Capacity in bytes of the second lock-free ring, which carries the
+    /// bytes of timed SysEx ([`OutputSender::try_send_sysex`]): the most
+    /// SysEx bytes queued and not yet picked up by the sender thread.
+    pub sysex_ring_bytes: usize,
 }
 
 impl Default for SenderOptions {
@@ -351,8 +355,24 @@ impl Default for SenderOptions {
             ring_capacity: 1024,
             max_pending: 4096,
             poll_interval: Duration::from_micros(500),
+            sysex_ring_bytes: 64 * 1024,
         }
     }
+}
+
+/// What the ring between the engine and the sender thread carries: a short
+/// message, or a SysEx whose `len` bytes wait in the byte ring (in order).
+#[derive(Debug, Clone, Copy)]
+enum Payload {
+    Short(ShortMessage),
+    Sysex(u32),
+}
+
+/// One entry of the ring.
+#[derive(Debug, Clone, Copy)]
+struct Timed {
+    due: Instant,
+    payload: Payload,
 }
 
 /// A message to send at a given time.
@@ -378,6 +398,20 @@ pub enum TrySendError {
     /// complete short message.
     #[error("not a short MIDI message: {0}")]
     Invalid(crate::error::MessageError),
+    /// [`OutputSender::try_send_sysex`]: the rings have no room for this
+    /// SysEx of `len` bytes now (it is not queued, not even in part).
+    #[error("no room in the MIDI output rings for a SysEx of {len} bytes")]
+    SysexFull {
+        /// Length of the SysEx.
+        len: usize,
+    },
+    /// [`OutputSender::try_send_sysex`]: the bytes are not one whole SysEx
+    /// (`0xF0 … 0xF7`).
+    #[error("not a whole SysEx message (0xF0 ... 0xF7)")]
+    NotSysex,
+    /// [`OutputSender::try_send_sysex`]: the sender thread has stopped.
+    #[error("MIDI output is closed")]
+    SysexClosed,
 }
 
 /// Counters of a sender thread.
@@ -402,7 +436,9 @@ struct SharedStats {
 /// `Send`, not `Sync`: one producer thread at a time.
 #[derive(Debug)]
 pub struct OutputSender {
-    producer: rtrb::Producer<TimedMessage>,
+    producer: rtrb::Producer<Timed>,
+    /// Bytes of queued SysEx, in the order of their entries in `producer`.
+    bytes: rtrb::Producer<u8>,
 }
 
 impl OutputSender {
@@ -417,8 +453,51 @@ impl OutputSender {
             return Err(TrySendError::Closed(ev));
         }
         self.producer
-            .push(ev)
-            .map_err(|rtrb::PushError::Full(ev)| TrySendError::Full(ev))
+            .push(Timed {
+                due,
+                payload: Payload::Short(message),
+            })
+            .map_err(|_| TrySendError::Full(ev))
+    }
+
+    /// Queues a whole SysEx (`0xF0 … 0xF7`) to be sent at `due`, in order
+    /// with the short messages: its bytes are copied into the byte ring
+    /// reserved when the sender started ([`SenderOptions::sysex_ring_bytes`]),
+    /// and the sender thread sends them as one message when due. Engine
+    /// thread: wait-free, never blocks, never allocates.
+    ///
+    /// # Errors
+    /// [`TrySendError::NotSysex`], [`TrySendError::SysexFull`] (nothing
+    /// queued, not even in part), [`TrySendError::SysexClosed`].
+    pub fn try_send_sysex(&mut self, due: Instant, bytes: &[u8]) -> Result<(), TrySendError> {
+        let whole = bytes.len() >= 2 && bytes[0] == 0xF0 && bytes[bytes.len() - 1] == 0xF7;
+        let Ok(len) = u32::try_from(bytes.len()) else {
+            return Err(TrySendError::SysexFull { len: bytes.len() });
+        };
+        if !whole {
+            return Err(TrySendError::NotSysex);
+        }
+        if self.producer.is_abandoned() {
+            return Err(TrySendError::SysexClosed);
+        }
+        if self.producer.slots() == 0 {
+            return Err(TrySendError::SysexFull { len: bytes.len() });
+        }
+        let Ok(mut chunk) = self.bytes.write_chunk(bytes.len()) else {
+            return Err(TrySendError::SysexFull { len: bytes.len() });
+        };
+        let (a, b) = chunk.as_mut_slices();
+        let split = a.len();
+        a.copy_from_slice(&bytes[..split]);
+        b.copy_from_slice(&bytes[split..]);
+        chunk.commit_all();
+        // One producer: the slot checked above is still free. The entry is
+        // pushed after its bytes, so the sender finds them when it pops it.
+        let _ = self.producer.push(Timed {
+            due,
+            payload: Payload::Sysex(len),
+        });
+        Ok(())
     }
 
     /// Like [`OutputSender::try_send`] for raw bytes (status byte first,
@@ -511,8 +590,9 @@ pub fn spawn_sender<S>(
 where
     S: FnMut(&[u8]) -> Result<(), String> + Send + 'static,
 {
-    let (producer, mut consumer) =
-        rtrb::RingBuffer::<TimedMessage>::new(options.ring_capacity.max(1));
+    let (producer, mut consumer) = rtrb::RingBuffer::<Timed>::new(options.ring_capacity.max(1));
+    let (bytes_producer, mut bytes_consumer) =
+        rtrb::RingBuffer::<u8>::new(options.sysex_ring_bytes.max(1));
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(SharedStats::default());
     let (sysex_tx, sysex_rx) = mpsc::channel::<Vec<u8>>();
@@ -544,21 +624,40 @@ where
                 let stopping = thread_stop.load(Ordering::Acquire);
                 while pending.len() < max_pending {
                     let Ok(ev) = consumer.pop() else { break };
-                    let (bytes, len) = ev.message.raw();
-                    pending.push(Reverse((ev.due, seq, bytes, len)));
+                    let message = match ev.payload {
+                        Payload::Short(m) => {
+                            let (bytes, len) = m.raw();
+                            Pending::Short(bytes, len)
+                        }
+                        // Its bytes were committed before the entry was pushed.
+                        Payload::Sysex(len) => match bytes_consumer.read_chunk(len as usize) {
+                            Ok(chunk) => {
+                                let (a, b) = chunk.as_slices();
+                                let mut whole = Vec::with_capacity(len as usize);
+                                whole.extend_from_slice(a);
+                                whole.extend_from_slice(b);
+                                chunk.commit_all();
+                                Pending::Sysex(whole)
+                            }
+                            Err(_) => continue,
+                        },
+                    };
+                    pending.push(Reverse((ev.due, seq, message)));
                     seq += 1;
                 }
                 while let Ok(raw) = sysex_rx.try_recv() {
                     send(&raw, false);
                 }
                 let now = Instant::now();
-                while let Some(Reverse((due, _, bytes, len))) = pending.peek().copied() {
-                    if due > now && !stopping {
+                while let Some(Reverse((due, ..))) = pending.peek() {
+                    if *due > now && !stopping {
                         break;
                     }
-                    pending.pop();
+                    let Some(Reverse((due, _, message))) = pending.pop() else {
+                        break;
+                    };
                     let late = !stopping && now.saturating_duration_since(due) > poll;
-                    send(&bytes[..len as usize], late);
+                    send(message.bytes(), late);
                 }
                 if stopping {
                     // Everything queued when the stop was asked is sent now;
@@ -586,13 +685,34 @@ where
             sysex: Some(sysex_tx),
             handle: Some(handle),
         },
-        OutputSender { producer },
+        OutputSender {
+            producer,
+            bytes: bytes_producer,
+        },
     ))
 }
 
 /// A message waiting in the sender thread: due time, sequence number (FIFO
-/// order among equal due times), bytes, length.
-type PendingEntry = (Instant, u64, [u8; 3], u8);
+/// order among equal due times), the message.
+type PendingEntry = (Instant, u64, Pending);
+
+/// The bytes of a waiting message.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Pending {
+    /// A short message: bytes and length.
+    Short([u8; 3], u8),
+    /// A whole SysEx (allocated on the sender thread).
+    Sysex(Vec<u8>),
+}
+
+impl Pending {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Pending::Short(b, len) => &b[..*len as usize],
+            Pending::Sysex(b) => b,
+        }
+    }
+}
 
 /// An open MIDI output (ALSA sequencer port through midir) and its sender
 /// thread. Dropping it sends what is still queued, stops the thread and

@@ -794,4 +794,50 @@ mod tests {
         };
         assert_eq!(a.push(whole), SysexStatus::Complete(&[0xF0, 9, 0xF7]));
     }
+
+    #[test]
+    fn a_sysex_delivered_in_pieces_is_reassembled_whole() {
+        // midir may hand a long SysEx over in several deliveries, with
+        // real-time bytes inside.
+        let mut whole = vec![0xF0];
+        whole.extend((0..1022).map(|i| (i % 128) as u8));
+        whole.push(0xF7);
+        let mut stream = whole.clone();
+        stream.insert(300, 0xF8);
+        let mut decoder = Decoder::with_max_sysex_len(4096);
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for piece in stream.chunks(97) {
+            decoder.feed(piece, |d| match d {
+                Decoded::Message(m) => out.push(m.as_bytes().to_vec()),
+                Decoded::Sysex(b) => out.push(b.to_vec()),
+                other => panic!("{other:?}"),
+            });
+        }
+        assert_eq!(out, vec![vec![0xF8], whole]);
+    }
+
+    #[test]
+    fn a_preallocated_assembler_never_grows_and_refuses_what_is_too_long() {
+        let mut a = SysexAssembler::with_capacity(64);
+        let cap = a.buf.capacity();
+        let mut p = Parser::new();
+        let mut seen = Vec::new();
+        let mut long = vec![0xF0];
+        long.extend([5u8; 100]);
+        long.push(0xF7);
+        for piece in [&[0xF0, 1, 2][..], &[3, 0xF7][..], &long[..50], &long[50..]] {
+            p.feed(piece, |e| {
+                if let Event::Sysex(c) = e {
+                    match a.push(c) {
+                        SysexStatus::Complete(b) => seen.push(Ok(b.to_vec())),
+                        SysexStatus::TooLong { len } => seen.push(Err(len)),
+                        SysexStatus::Pending => {}
+                        SysexStatus::Aborted => panic!("aborted"),
+                    }
+                }
+            });
+        }
+        assert_eq!(seen, vec![Ok(vec![0xF0, 1, 2, 3, 0xF7]), Err(102)]);
+        assert_eq!(a.buf.capacity(), cap, "the buffer grew");
+    }
 }

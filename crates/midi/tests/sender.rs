@@ -122,6 +122,7 @@ fn full_ring_hands_the_message_back() {
         ring_capacity: 4,
         max_pending: 1,
         poll_interval: Duration::from_millis(1),
+        ..SenderOptions::default()
     };
     let (thread, mut tx) = spawn_sender("test", sink, opts).unwrap();
     let now = Instant::now();
@@ -166,4 +167,62 @@ fn refused_messages_are_counted_and_raw_bytes_are_sent() {
         .unwrap()
         .iter()
         .any(|(_, b)| b == &[0xF0, 0x7E, 0x7F, 0x06, 0x01, 0xF7]));
+}
+
+#[test]
+fn a_timed_sysex_leaves_whole_in_order_with_short_messages_never_early() {
+    let (log, sink) = recording();
+    let (thread, mut tx) = spawn_sender("test", sink, SenderOptions::default()).unwrap();
+    let t0 = Instant::now() + Duration::from_millis(20);
+    let mut sysex = vec![0xF0];
+    sysex.extend((0..1022).map(|i| (i % 128) as u8));
+    sysex.push(0xF7);
+    tx.try_send(t0, ShortMessage::note_on(0, 60, 100)).unwrap();
+    tx.try_send_sysex(t0, &sysex).unwrap();
+    tx.try_send(t0, ShortMessage::note_off(0, 60, 0)).unwrap();
+    tx.try_send_sysex(t0 + Duration::from_millis(5), &[0xF0, 1, 0xF7])
+        .unwrap();
+    wait_for(&log, 4);
+    let log = log.lock().unwrap().clone();
+    let sent: Vec<Vec<u8>> = log.iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(
+        sent,
+        vec![
+            vec![0x90, 60, 100],
+            sysex,
+            vec![0x80, 60, 0],
+            vec![0xF0, 1, 0xF7]
+        ]
+    );
+    assert!(log[1].0 >= t0, "the SysEx left early");
+    assert!(log[3].0 >= t0 + Duration::from_millis(5));
+    assert_eq!(thread.stats().sent, 4);
+}
+
+#[test]
+fn a_sysex_the_byte_ring_cannot_hold_is_refused_whole() {
+    let (log, sink) = recording();
+    let opts = SenderOptions {
+        sysex_ring_bytes: 16,
+        ..SenderOptions::default()
+    };
+    let (_thread, mut tx) = spawn_sender("test", sink, opts).unwrap();
+    let later = Instant::now() + Duration::from_secs(3600);
+    let mut big = vec![0xF0; 17];
+    big[16] = 0xF7;
+    assert!(matches!(
+        tx.try_send_sysex(later, &big),
+        Err(TrySendError::SysexFull { len: 17 })
+    ));
+    assert!(matches!(
+        tx.try_send_sysex(later, &[0xF0, 1, 2]),
+        Err(TrySendError::NotSysex)
+    ));
+    // The ring is untouched: a message that fits still goes.
+    let mut fits = vec![0u8; 16];
+    fits[0] = 0xF0;
+    fits[15] = 0xF7;
+    tx.try_send_sysex(Instant::now(), &fits).unwrap();
+    wait_for(&log, 1);
+    assert_eq!(log.lock().unwrap()[0].1, fits);
 }

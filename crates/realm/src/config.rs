@@ -136,6 +136,11 @@ pub struct Settings {
     /// JACK: connect impresario's audio ports to the system's playback
     /// ports when they exist.
     pub audio_connect: bool,
+    /// Size in bytes of each of the engine's long-message (SysEx) arenas:
+    /// the most SysEx bytes one cycle carries. A SysEx that does not fit is
+    /// dropped whole and counted (`sysex_dropped` in `impresario status`).
+    /// Takes effect at the next start.
+    pub sysex_arena_bytes: usize,
 }
 
 impl Default for Settings {
@@ -157,6 +162,7 @@ impl Default for Settings {
             scripts_dir: "scripts".into(),
             audio_output: "auto".into(),
             audio_connect: true,
+            sysex_arena_bytes: 64 * 1024,
         }
     }
 }
@@ -391,6 +397,15 @@ impl RealmConfig {
                 format!(
                     "[realm] block_size = {} is out of range; use 1..=8192",
                     settings.block_size
+                ),
+            ));
+        }
+        if !(256..=16 * 1024 * 1024).contains(&settings.sysex_arena_bytes) {
+            return Err(err(
+                at("sysex_arena_bytes"),
+                format!(
+                    "[realm] sysex_arena_bytes = {} is out of range; use 256..=16777216",
+                    settings.sysex_arena_bytes
                 ),
             ));
         }

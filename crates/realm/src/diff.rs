@@ -58,6 +58,9 @@ pub fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str>
     if old.block_size != new.block_size {
         changed.push("block_size");
     }
+    if old.sysex_arena_bytes != new.sysex_arena_bytes {
+        changed.push("sysex_arena_bytes");
+    }
     if old.library_dir != new.library_dir {
         changed.push("library_dir");
     }

@@ -1105,6 +1105,7 @@ impl Realm {
             let s = &mut self.config.settings;
             s.sample_rate = old.settings.sample_rate;
             s.block_size = old.settings.block_size;
+            s.sysex_arena_bytes = old.settings.sysex_arena_bytes;
             s.library_dir = old.settings.library_dir.clone();
             s.vault = old.settings.vault.clone();
             s.socket = old.settings.socket.clone();
@@ -1546,6 +1547,21 @@ impl Realm {
                 let Some(s) = self.imps.get(&imp) else {
                     return Reply::Error(format!("no imp named `{imp}` in the realm"));
                 };
+                // A whole SysEx: F0, data bytes below 0x80, F7.
+                if bytes.first() == Some(&0xF0) {
+                    let data_ok = bytes.len() >= 2
+                        && bytes[bytes.len() - 1] == 0xF7
+                        && bytes[1..bytes.len() - 1].iter().all(|b| *b < 0x80);
+                    if !data_ok {
+                        return Reply::Error(
+                            "a SysEx is F0, data bytes each below 80, then F7".into(),
+                        );
+                    }
+                    return match self.engine.inject_sysex(s.slot, 0, &bytes) {
+                        Ok(()) => Reply::Ok(json!({ "sent": bytes.len() })),
+                        Err(e) => Reply::Error(e.to_string()),
+                    };
+                }
                 // One well-formed short message: a status byte and the
                 // number of data bytes it needs, each below 0x80.
                 if let Err(e) = midi::ShortMessage::from_bytes(&bytes) {

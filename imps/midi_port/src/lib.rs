@@ -24,6 +24,12 @@
 //! On Windows there are no virtual ports: create a loopMIDI port and give
 //! its name as `connect`.
 //!
+//! SysEx passes through whole in both directions: what arrives on an input
+//! port (a device's reply to a request, a dump) is this imp's input and
+//! goes on along its wires; what reaches an output port leaves it, at its
+//! frame. The RT part forwards every input event with `EventWriter::push`,
+//! which carries a SysEx's bytes along (see the README's "SysEx").
+//!
 //! MIDI clock out: an output port with `clock_out = true` also sends MIDI
 //! clock from the engine's sample clock and tempo ([`clock`]): Song
 //! Position 0 and Start when it opens, 24 ticks per quarter note, each at

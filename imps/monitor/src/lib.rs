@@ -136,6 +136,9 @@ fn note_name(note: u8) -> String {
 
 /// A one-line description of an event, e.g. `note-on ch1 C4 vel 100`.
 pub fn describe(e: &RtEvent) -> String {
+    if e.is_sysex() {
+        return format!("sysex {} bytes", e.data_len);
+    }
     let b = e.midi_bytes();
     if b.is_empty() {
         return format!("control event kind {} value {}", e.kind, e.value);
