@@ -503,7 +503,6 @@ fn presets_survive_a_daemon_restart_and_a_reload_of_the_p85_imp() {
 
 #[test]
 fn unplugged_the_imp_waits_frozen_and_a_pull_mid_note_ends_the_note() {
-    let lock = one_at_a_time();
     let jack = JackServer::start_with_period(1024);
     let dir = Daemon::prepare(LIBS);
     std::fs::write(dir.path().join("realm.toml"), realm("")).unwrap();
@@ -541,5 +540,4 @@ fn unplugged_the_imp_waits_frozen_and_a_pull_mid_note_ends_the_note() {
     d.stop();
     drop(piano);
     drop(jack);
-    drop(lock);
 }
