@@ -145,11 +145,11 @@ impl InputRings {
                     };
                     let (a, b) = chunk.as_slices();
                     if b.is_empty() {
-                        core.push_input_sysex(slot, frame, a);
+                        core.push_input_sysex_on(slot, input, frame, a);
                     } else if let Some(whole) = scratch.get_mut(..a.len() + b.len()) {
                         whole[..a.len()].copy_from_slice(a);
                         whole[a.len()..].copy_from_slice(b);
-                        core.push_input_sysex(slot, frame, whole);
+                        core.push_input_sysex_on(slot, input, frame, whole);
                     } else {
                         core.stats().note_sysex_dropped();
                     }
@@ -461,7 +461,14 @@ mod tests {
                 .unwrap();
             let (mut ports, side) = registry::<AlsaRt, ()>();
             let (mut feed, rings) = input_rings();
-            ports.add(3, &PortSpec::new(Direction::In, "in", None), AlsaRt::In(rings), ()).unwrap();
+            ports
+                .add(
+                    3,
+                    &PortSpec::new(Direction::In, "in", None),
+                    AlsaRt::In(rings),
+                    (),
+                )
+                .unwrap();
             let sent: Arc<StdMutex<Vec<Vec<u8>>>> = Arc::default();
             let log = sent.clone();
             let (_thread, sender) = midi::alsa::spawn_sender(
@@ -474,7 +481,12 @@ mod tests {
             )
             .unwrap();
             ports
-                .add(3, &PortSpec::new(Direction::Out, "out", None), AlsaRt::Out(sender), ())
+                .add(
+                    3,
+                    &PortSpec::new(Direction::Out, "out", None),
+                    AlsaRt::Out(sender),
+                    (),
+                )
                 .unwrap();
             let mut driver = AlsaDriver {
                 side,

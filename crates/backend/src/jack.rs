@@ -232,7 +232,7 @@ impl EngineParts {
                                 if sysex.is_open() {
                                     core.stats().note_sysex_dropped();
                                 }
-                                core.push_input_sysex(slot, raw.time, c.bytes);
+                                core.push_input_sysex_on(slot, input, raw.time, c.bytes);
                             }
                             // Pieces: reassembled in the port's reserved
                             // buffer; the message is at the frame of the
@@ -244,7 +244,7 @@ impl EngineParts {
                                 match sysex.push(c) {
                                     midi::SysexStatus::Pending => {}
                                     midi::SysexStatus::Complete(bytes) => {
-                                        core.push_input_sysex(slot, raw.time, bytes);
+                                        core.push_input_sysex_on(slot, input, raw.time, bytes);
                                     }
                                     midi::SysexStatus::Aborted
                                     | midi::SysexStatus::TooLong { .. } => {

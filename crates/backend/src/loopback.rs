@@ -123,7 +123,7 @@ impl ClockDriver for LoopbackDriver {
                     if e.is_sysex() {
                         let from = e.data_offset as usize;
                         let bytes = &self.carry_bytes[from..from + e.data_len as usize];
-                        core.push_input_sysex(b.slot, e.frame, bytes);
+                        core.push_input_sysex_on(b.slot, b.input, e.frame, bytes);
                     } else {
                         let mut e = e;
                         e.port = b.input;

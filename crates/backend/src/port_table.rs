@@ -366,7 +366,9 @@ mod tests {
     #[test]
     fn sysex_passes_a_port_untouched_by_its_ledger_and_a_closing_port_ends_only_notes() {
         let (mut registry, mut side) = registry::<u32, ()>();
-        let id = registry.add(1, &PortSpec::new(Direction::Out, "out", None), 7, ()).unwrap();
+        let id = registry
+            .add(1, &PortSpec::new(Direction::Out, "out", None), 7, ())
+            .unwrap();
         side.apply();
         let b = side.table.iter_mut().next().unwrap();
         let (_, mut gate) = b.output();

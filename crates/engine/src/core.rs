@@ -507,6 +507,18 @@ impl EngineCore {
     /// Call on the thread that runs the cycles, before
     /// [`EngineCore::cycle`]. Allocation-free.
     pub fn push_input_sysex(&mut self, slot: usize, frame: u32, bytes: &[u8]) -> bool {
+        self.push_input_sysex_on(slot, 0, frame, bytes)
+    }
+
+    /// [`EngineCore::push_input_sysex`] arriving on input number `input`
+    /// (a port bound to that input). Engine thread.
+    pub fn push_input_sysex_on(
+        &mut self,
+        slot: usize,
+        input: u8,
+        frame: u32,
+        bytes: &[u8],
+    ) -> bool {
         let whole = bytes.len() >= 2 && bytes[0] == 0xF0 && bytes[bytes.len() - 1] == 0xF7;
         if slot >= MAX_SLOTS || !whole {
             self.stats.note_sysex_dropped();
@@ -517,6 +529,7 @@ impl EngineCore {
         };
         let event = RtEvent {
             frame,
+            port: input,
             kind: imp::event_kind::SYSEX,
             data_offset: offset,
             data_len: bytes.len() as u32,

@@ -255,22 +255,6 @@ impl Imp for Apc {
     }
 }
 
-/// Writes one message into a stack buffer.
-struct Text {
-    bytes: [u8; 256],
-    len: usize,
-}
-
-impl core::fmt::Write for Text {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len + s.len();
-        let dst = self.bytes.get_mut(self.len..end).ok_or(core::fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
 impl RtPart for ApcRt {
     fn process(&mut self, ctx: &BlockContext, input: &[RtEvent], out: &mut EventWriter<'_>) {
         while let Ok(s) = self.states.pop() {
@@ -283,17 +267,9 @@ impl RtPart for ApcRt {
         }
         // Gestures, oldest first; a full queue is tried again next block.
         while let Some(g) = self.surface.next_gesture() {
-            let mut text = Text {
-                bytes: [0; 256],
-                len: 0,
-            };
-            if g.write(&mut text).is_err() {
-                self.surface.sent_gesture();
-                continue;
-            }
             if self
                 .sender
-                .try_send(&self.enchanter, &text.bytes[..text.len])
+                .try_send_fmt(&self.enchanter, format_args!("{g}"))
                 .is_err()
             {
                 break;

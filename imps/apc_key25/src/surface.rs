@@ -118,9 +118,10 @@ pub enum Gesture {
     Knob(u8, i32),
 }
 
-impl Gesture {
-    /// Writes the enchanter's control message for it (JSON).
-    pub fn write(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+/// The enchanter's control message for the gesture (JSON), written
+/// without allocating.
+impl core::fmt::Display for Gesture {
+    fn fmt(&self, w: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
             Gesture::Step {
                 pattern,
@@ -623,9 +624,10 @@ mod tests {
                 Gesture::Drums(false)
             ]
         );
-        let mut text = String::new();
-        Gesture::Knob(2, -2).write(&mut text).unwrap();
-        assert_eq!(text, r#"{"cmd":"adjust","key":"program","delta":-2}"#);
+        assert_eq!(
+            Gesture::Knob(2, -2).to_string(),
+            r#"{"cmd":"adjust","key":"program","delta":-2}"#
+        );
     }
 
     #[test]
