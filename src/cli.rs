@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use realm::control;
 use realm::{Realm, RealmConfig, Reply, Request};
 use serde_json::Value;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -528,29 +529,68 @@ fn enchant(realm_path: &Path, imp: Option<String>, message: Value) -> Result<Val
     ask(realm_path, Request::Control { imp, message })
 }
 
-/// Prints a settings reply as `key = value` lines, nested keys joined
-/// with dots (`lower.octave = -1`).
+/// Prints a settings reply as `key = value` lines, each key written the
+/// way `impresario set` takes it: global keys bare (`tempo`), drum
+/// patterns as `drums.P.VOICE` (steps), `drums.P.VOICE.note` and
+/// `drums.P.length`, zone keys as `ZONE.KEY`, a zone's saved presets as
+/// `ZONE.presets`. A reply to `set` or `preset` is already `{key: value}`.
 fn print_settings(v: &Value) {
-    fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
+    fn text(v: &Value) -> String {
         match v {
-            Value::Object(map) if !map.is_empty() => {
-                for (k, v) in map {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v, out);
-                }
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
+            other => other.to_string(),
+        }
+    }
+    fn zone(z: &Value, lines: &mut Vec<String>) {
+        let name = z["name"].as_str().unwrap_or("?");
+        for (k, v) in z.as_object().into_iter().flatten() {
+            if k != "name" {
+                lines.push(format!("{name}.{k} = {}", text(v)));
             }
-            Value::String(s) => out.push(format!("{prefix} = {s}")),
-            other => out.push(format!("{prefix} = {other}")),
         }
     }
     let mut lines = Vec::new();
-    walk("", v, &mut lines);
+    if v.get("global").is_some() && v.get("zones").is_some() {
+        for (k, g) in v["global"].as_object().into_iter().flatten() {
+            if k != "drum_patterns" {
+                lines.push(format!("{k} = {}", text(g)));
+            }
+        }
+        for (p, pattern) in v["global"]["drum_patterns"].as_array().into_iter().flatten().enumerate() {
+            let p = p + 1;
+            lines.push(format!("drums.{p}.length = {}", text(&pattern["length"])));
+            for voice in pattern["voices"].as_array().into_iter().flatten() {
+                let name = voice["voice"].as_str().unwrap_or("?");
+                lines.push(format!("drums.{p}.{name} = {}", text(&voice["steps"])));
+                lines.push(format!("drums.{p}.{name}.note = {}", text(&voice["note"])));
+            }
+        }
+        for z in v["zones"].as_array().into_iter().flatten() {
+            zone(z, &mut lines);
+        }
+    } else if v.get("name").is_some() {
+        zone(v, &mut lines);
+    } else {
+        for (k, x) in v.as_object().into_iter().flatten() {
+            match x.as_object() {
+                // A preset: the settings it holds.
+                Some(settings) => {
+                    lines.push(format!("{k}:"));
+                    for (s, y) in settings {
+                        lines.push(format!("  {s} = {}", text(y)));
+                    }
+                }
+                None => lines.push(format!("{k} = {}", text(x))),
+            }
+        }
+    }
+    // A closed pipe (`impresario get | head`) is no error.
+    let mut out = std::io::stdout().lock();
     for l in lines {
-        println!("{l}");
+        if writeln!(out, "{l}").is_err() {
+            return;
+        }
     }
 }
 
