@@ -191,6 +191,14 @@ fn set_get_and_presets_change_what_the_bard_plays_and_survive_restart_and_reload
         "{got}"
     );
     assert_eq!(d.status()["messages"]["refused"], 0);
+
+    // The bard changed behind the enchanter's back gets its zones again.
+    ok(d.cli(&[
+        "control",
+        "bard",
+        r#"{"cmd": "transpose", "octaves": 2, "semitones": 0}"#,
+    ]));
+    play(&d, "3c", "watch", "note-on ch1 C5 vel 100");
     d.stop();
 }
 

@@ -26,7 +26,10 @@
 //! | `{"cmd": "preset", "action": "save"\|"recall", "number": 3, "zone": "lower"}` | presets 1–24 (the selected zone when `zone` is absent) |
 //!
 //! After every change it publishes its whole state (what `get` shows) to
-//! its subscribers, so a controller can show it (LEDs, displays).
+//! its subscribers, so a controller can show it (LEDs, displays). It
+//! subscribes to the bard: a bard whose zones are not the enchanter's (one
+//! recreated from realm.toml, or changed by hand with `impresario control
+//! bard`) gets them again.
 //!
 //! ```toml
 //! [imps.enchanter]
@@ -196,6 +199,12 @@ impl Imp for Enchanter {
         // Everything, once: the bard may have started from its own config.
         self.applied = None;
         self.apply()?;
+        // The bard publishes its configuration whenever it (re)starts or
+        // changes: one that is not ours (a bard recreated from realm.toml)
+        // gets ours again.
+        self.messenger
+            .subscribe(&self.config.bard)
+            .map_err(|e| invalid(e.to_string()))?;
         Ok(None)
     }
 
@@ -260,7 +269,18 @@ impl Imp for Enchanter {
                     ))),
                 }
             }
-            "notify" => Ok(json!({ "ok": true })),
+            "notify" => {
+                if message["from"] == self.config.bard.as_str() && self.applied.is_some() {
+                    let ours = serde_json::to_value(self.live.bard_config())?;
+                    if message["state"]["config"] != ours {
+                        tracing::info!("the bard's zones are not the enchanter's: sending them again");
+                        self.messenger
+                            .send(&self.config.bard, &self.live.bard_control())
+                            .map_err(|e| invalid(e.to_string()))?;
+                    }
+                }
+                Ok(json!({ "ok": true }))
+            }
             other => Err(invalid(format!(
                 "the enchanter takes `set`, `adjust`, `step`, `get` and `preset` (the `cmd` field), not {other:?}"
             ))),
