@@ -557,7 +557,12 @@ fn print_settings(v: &Value) {
                 lines.push(format!("{k} = {}", text(g)));
             }
         }
-        for (p, pattern) in v["global"]["drum_patterns"].as_array().into_iter().flatten().enumerate() {
+        for (p, pattern) in v["global"]["drum_patterns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let p = p + 1;
             lines.push(format!("drums.{p}.length = {}", text(&pattern["length"])));
             for voice in pattern["voices"].as_array().into_iter().flatten() {

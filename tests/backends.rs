@@ -89,10 +89,22 @@ fn loopback_ports_connect_an_output_to_an_input_of_the_same_name() {
 
 #[test]
 fn the_default_realm_runs_with_no_midi_hardware() {
-    let dir = Daemon::prepare(&["midi_port", "bard", "monitor", "fluidsynth", "enchanter"]);
+    let dir = Daemon::prepare(&[
+        "midi_port",
+        "bard",
+        "monitor",
+        "fluidsynth",
+        "enchanter",
+        "letters",
+    ]);
     let realm = std::fs::read_to_string(workspace().join("realm.toml"))
         .unwrap()
         .replace("library_dir = \"target/release\"", "library_dir = \"libs\"");
+    // Two listeners: what the synth and the bard publish reaches subscribers.
+    let realm = format!(
+        "{realm}\n[imps.hears_synth]\nlibrary = \"letters\"\nconfig = {{ subscribe = \"synth\" }}\n\n\
+         [imps.hears_bard]\nlibrary = \"letters\"\nconfig = {{ subscribe = \"bard\" }}\n"
+    );
     assert!(realm.contains("library_dir = \"libs\""));
     std::fs::write(dir.path().join("realm.toml"), realm).unwrap();
     // The synth finds a General MIDI SoundFont where the system keeps them
@@ -111,7 +123,7 @@ fn the_default_realm_runs_with_no_midi_hardware() {
     let s = d.wait_for("every imp to thaw", |s| {
         s["imps"]
             .as_array()
-            .is_some_and(|a| a.len() == 5 && a.iter().all(|i| i["state"] == "thawed"))
+            .is_some_and(|a| a.len() == 7 && a.iter().all(|i| i["state"] == "thawed"))
     });
     assert!(s["realm_error"].is_null());
     // The enchanter owns the live settings out of the box.
@@ -126,7 +138,17 @@ fn the_default_realm_runs_with_no_midi_hardware() {
         imp_of(s, "monitor")["status"]["last_event"] == "note-on ch1 A4 vel 100"
     });
     d.send("bard", &["80", "39", "00"]);
+    d.wait_for("the bard's zones published, with the octave", |s| {
+        imp_of(s, "hears_bard")["status"]["newest_state"]["config"]["zones"][0]["transpose"]
+            ["octaves"]
+            == 1
+    });
     assert!(d.cli(&["set", "main.octave", "0"]).status.success());
+    // A program change on channel 1: the synth publishes its programs.
+    d.send("bard", &["c0", "05"]);
+    d.wait_for("the synth's programs published", |s| {
+        imp_of(s, "hears_synth")["status"]["newest_state"]["programs"]["1"]["program"] == 5
+    });
     assert_eq!(imp_of(&s, "synth")["library"], "fluidsynth");
     d.send("bard", &["90", "45", "64"]);
     d.wait_for("the monitor to log the note", |s| {
