@@ -17,10 +17,7 @@ type Record = Box<dyn FnMut(&jack::Client, &jack::ProcessScope) -> jack::Control
 
 impl Recorder {
     fn start(jack: &JackServer) -> Recorder {
-        // libjack finds the test's server by this variable.
-        std::env::set_var("JACK_DEFAULT_SERVER", &jack.name);
-        let (client, _) =
-            jack::Client::new("recorder", jack::ClientOptions::NO_START_SERVER).unwrap();
+        let client = jack_client(jack, "recorder");
         let port = client
             .register_port("in", jack::AudioIn::default())
             .unwrap();

@@ -530,10 +530,7 @@ struct Stream {
 
 impl Stream {
     fn start(jack: &JackServer) -> Stream {
-        // libjack finds the test's server by this variable.
-        std::env::set_var("JACK_DEFAULT_SERVER", &jack.name);
-        let (client, _) =
-            jack::Client::new("stream", jack::ClientOptions::NO_START_SERVER).expect("JACK client");
+        let client = jack_client(jack, "stream");
         let mut port = client
             .register_port("out", jack::MidiOut::default())
             .unwrap();

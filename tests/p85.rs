@@ -74,10 +74,7 @@ struct Piano {
 
 impl Piano {
     fn start(jack: &JackServer) -> Piano {
-        // libjack finds the test's server by this variable.
-        std::env::set_var("JACK_DEFAULT_SERVER", &jack.name);
-        let (client, _) = jack::Client::new("pianolink", jack::ClientOptions::NO_START_SERVER)
-            .expect("JACK client");
+        let client = jack_client(jack, "pianolink");
         let mut port = client
             .register_port("out", jack::MidiOut::default())
             .unwrap();

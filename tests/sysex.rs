@@ -42,16 +42,11 @@ impl Rig {
         // 2048-frame periods: slack on a loaded machine, and JACK MIDI
         // buffers big enough for several KiB of SysEx in one cycle.
         let jack = JackServer::start_with_period(2048);
-        // libjack finds the test's server by this variable.
-        std::env::set_var("JACK_DEFAULT_SERVER", &jack.name);
-        // The next server of this process keeps the registry this one uses.
-        note_in_process_jack_client();
         let outbox: Arc<Mutex<Option<Batch>>> = Arc::default();
         let played: Played = Arc::default();
         let recorded: Recorded = Arc::default();
 
-        let (client, _) =
-            jack::Client::new("sx-send", jack::ClientOptions::NO_START_SERVER).unwrap();
+        let client = jack_client(&jack, "sx-send");
         let mut out = client
             .register_port("out", jack::MidiOut::default())
             .unwrap();
@@ -74,8 +69,7 @@ impl Rig {
             .activate_async((), ClosureProcessHandler::new(send))
             .unwrap();
 
-        let (client, _) =
-            jack::Client::new("sx-rec", jack::ClientOptions::NO_START_SERVER).unwrap();
+        let client = jack_client(&jack, "sx-rec");
         let input = client.register_port("in", jack::MidiIn::default()).unwrap();
         let rec = recorded.clone();
         let record: Process = Box::new(move |_, ps| {

@@ -602,10 +602,15 @@ fn a_jack_server_runs() -> bool {
 static IN_PROCESS_JACK_CLIENT: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// Call before a test opens a JACK client in its own process (see
-/// [`IN_PROCESS_JACK_CLIENT`]).
-pub fn note_in_process_jack_client() {
+/// Opens a JACK client named `name` of the test's own process on
+/// `server` (and notes it: see [`IN_PROCESS_JACK_CLIENT`]).
+pub fn jack_client(server: &JackServer, name: &str) -> jack::Client {
+    // libjack finds the test's server by this variable.
+    std::env::set_var("JACK_DEFAULT_SERVER", &server.name);
     IN_PROCESS_JACK_CLIENT.store(true, std::sync::atomic::Ordering::Relaxed);
+    jack::Client::new(name, jack::ClientOptions::NO_START_SERVER)
+        .unwrap_or_else(|e| panic!("JACK client {name}: {e}"))
+        .0
 }
 
 /// JACK keeps a registry of at most 8 servers in shared memory, and a
@@ -713,9 +718,7 @@ impl JackDevice {
     /// Registers JACK client `name` with output ports `outs` and input
     /// ports `ins` on `server`, active at once.
     pub fn plug(server: &JackServer, name: &str, outs: &[&str], ins: &[&str]) -> JackDevice {
-        std::env::set_var("JACK_DEFAULT_SERVER", &server.name);
-        let (client, _) =
-            jack::Client::new(name, jack::ClientOptions::NO_START_SERVER).expect("JACK client");
+        let client = jack_client(server, name);
         let mut out_ports: Vec<jack::Port<jack::MidiOut>> = outs
             .iter()
             .map(|p| client.register_port(p, jack::MidiOut::default()).unwrap())
