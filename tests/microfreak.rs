@@ -177,6 +177,13 @@ fn knobs_are_recorded_and_recalled_notes_pass_both_ways_and_presets_last() {
     let freak = plug(&jack);
     let mut d = start(&jack);
     wait_thawed(&d, 0);
+    let swaps = |d: &Daemon| d.imp("bard")["status"]["config_swaps"].as_u64().unwrap();
+    d.wait_for("the enchanter configured the bard", |s| {
+        imp_of(s, "bard")["status"]["config_swaps"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    });
+    let bard_swaps = swaps(&d);
 
     // (a) Knobs: cutoff 64, resonance 10, glide 0, recorded in the zone.
     freak.play("midi out", &[0xB0, CUTOFF, 0x40]);
@@ -208,6 +215,11 @@ fn knobs_are_recorded_and_recalled_notes_pass_both_ways_and_presets_last() {
     let sent = d.imp("freak")["status"]["reported"].as_u64().unwrap() - before;
     assert!((1..=50).contains(&sent), "{sent} reports for 101 values");
     assert_eq!(settled_ccs(&freak, 0), Vec::<Vec<u8>>::new(), "no echo");
+    assert_eq!(
+        swaps(&d),
+        bard_swaps,
+        "recording a parameter left the bard alone"
+    );
 
     // (b) Save preset 2, turn the knobs, recall it: the synth gets the
     // saved values of what changed, nothing else.
