@@ -293,12 +293,15 @@ fn knobs_are_recorded_and_recalled_notes_pass_both_ways_and_presets_last() {
     assert_eq!(counts(&d, "keys")["note_on"], 1);
     assert_eq!(counts(&d, "watch")["note_on"], 2);
 
-    // (d) A new build of the imp: the preset is recalled through it.
+    // (d) A new build of the imps: the preset is recalled through it.
     let lib = d.path("libs").join("libmicrofreak.so");
     let tmp = d.path("libs").join("libmicrofreak.so.tmp");
+    let n = freak.received("midi in").len();
     std::fs::write(&tmp, another_build_of("microfreak", 1)).unwrap();
     std::fs::rename(&tmp, &lib).unwrap();
     wait_thawed(&d, 1);
+    // The new build took over what the MicroFreak has: nothing sent again.
+    assert_eq!(settled_ccs(&freak, n), Vec::<Vec<u8>>::new());
     turn_cutoff(
         &d,
         &freak,

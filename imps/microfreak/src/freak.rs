@@ -261,7 +261,60 @@ impl Freak {
     pub fn waiting(&self) -> usize {
         self.pending.iter().filter(|p| p.is_some()).count()
     }
+
+    /// Writes what a successor (a new build, during a respawn) needs to go
+    /// on where this one is: what the MicroFreak has, the knobs' reports
+    /// and who owns what. Returns false when `buf` is too small.
+    pub fn save(&self, buf: &mut [u8]) -> bool {
+        if buf.len() < TRANSIENT_LEN {
+            return false;
+        }
+        buf[..4].copy_from_slice(&TRANSIENT_MAGIC);
+        buf[4] = self.channel;
+        for i in 0..128 {
+            buf[8 + i] = self.device[i].unwrap_or(NONE);
+            buf[136 + i] = self.pending[i].unwrap_or(NONE);
+            let at = self.reported_at[i].map_or(u64::MAX, |t| t);
+            buf[264 + 8 * i..272 + 8 * i].copy_from_slice(&at.to_le_bytes());
+            buf[1288 + 16 * i..1304 + 16 * i].copy_from_slice(&self.passed[i].to_le_bytes());
+        }
+        buf[3336..3352].copy_from_slice(&self.owned.to_le_bytes());
+        true
+    }
+
+    /// Takes over what a predecessor [`save`](Self::save)d; false (and
+    /// nothing taken) when the bytes are not this layout or were saved for
+    /// another channel. The snapshot is still checked at the next sync:
+    /// what changed meanwhile is sent, nothing else.
+    pub fn restore(&mut self, buf: &[u8]) -> bool {
+        if buf.len() < TRANSIENT_LEN || buf[..4] != TRANSIENT_MAGIC || buf[4] != self.channel {
+            return false;
+        }
+        let byte = |b: u8| (b != NONE).then_some(b & 0x7F);
+        for i in 0..128 {
+            self.device[i] = byte(buf[8 + i]);
+            self.pending[i] = byte(buf[136 + i]);
+            let mut at = [0u8; 8];
+            at.copy_from_slice(&buf[264 + 8 * i..272 + 8 * i]);
+            let at = u64::from_le_bytes(at);
+            self.reported_at[i] = (at != u64::MAX).then_some(at);
+            let mut passed = [0u8; 16];
+            passed.copy_from_slice(&buf[1288 + 16 * i..1304 + 16 * i]);
+            self.passed[i] = u128::from_le_bytes(passed);
+        }
+        let mut owned = [0u8; 16];
+        owned.copy_from_slice(&buf[3336..3352]);
+        self.owned = u128::from_le_bytes(owned);
+        true
+    }
 }
+
+/// Marks the transient layout of [`Freak::save`].
+const TRANSIENT_MAGIC: [u8; 4] = *b"MFk\x01";
+/// Bytes [`Freak::save`] writes.
+pub const TRANSIENT_LEN: usize = 3352;
+/// "No value" in the transient bytes.
+const NONE: u8 = 0xFF;
 
 #[cfg(test)]
 mod tests {
@@ -423,6 +476,34 @@ mod tests {
         // is the truth again.
         assert!(synced(&mut f, 500 * MS).is_empty());
         assert_eq!(synced(&mut f, 1001 * MS + MS), vec![[0xB0, 23, 5]]);
+    }
+
+    #[test]
+    fn a_successor_goes_on_where_its_predecessor_was() {
+        let s = snapshot(&[(23, 5), (83, 6)]);
+        let mut old = Freak::new(1, RATE, s);
+        synced(&mut old, 0);
+        old.from_device(&cc(9, 40));
+        reports(&mut old, MS);
+        old.from_device(&cc(9, 41));
+        let mut buf = [0u8; TRANSIENT_LEN];
+        assert!(old.save(&mut buf));
+        let mut new = Freak::new(1, RATE, s);
+        assert!(new.restore(&buf));
+        assert!(synced(&mut new, 2 * MS).is_empty(), "nothing sent again");
+        assert_eq!(
+            reports(&mut new, 30 * MS),
+            vec![(9, 41)],
+            "the pending value"
+        );
+        // The echo of the predecessor's report is still an echo.
+        new.update(&snapshot(&[(23, 5), (83, 6), (9, 40)]));
+        assert!(synced(&mut new, 31 * MS).is_empty());
+        // Another layout or channel: refused, the successor starts afresh.
+        assert!(!Freak::new(2, RATE, s).restore(&buf));
+        buf[0] = 0;
+        assert!(!Freak::new(1, RATE, s).restore(&buf));
+        assert!(!old.save(&mut [0u8; 16]));
     }
 
     #[test]

@@ -83,6 +83,7 @@ use freak::{Freak, FromDevice, Snapshot, DEVICE_INPUT, DEVICE_OUTPUT, PLAYED_OUT
 use imp::ports::{Direction, Port, PortSpec};
 use imp::{
     BlockContext, CreateContext, EventWriter, Imp, ImpError, Messenger, RtEvent, RtPart, RtSender,
+    TRANSIENT_BYTES,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -409,6 +410,20 @@ impl RtPart for MicrofreakRt {
             Part::Keyboard => self.keyboard(input, out),
             Part::Synth => self.synth(ctx, input, out),
         }
+    }
+
+    /// What the MicroFreak has and the knobs' state, so a new build
+    /// neither sends the whole snapshot again nor a knob's echo.
+    fn save_transient(&self, buf: &mut [u8; TRANSIENT_BYTES]) {
+        self.freak.save(buf);
+    }
+
+    fn restore_transient(&mut self, buf: &[u8; TRANSIENT_BYTES]) -> bool {
+        // Not understood: this part starts as if just connected (the
+        // snapshot is sent whole). The notes passing through are the
+        // slot's (its ledger stays), not this part's: true either way.
+        self.freak.restore(buf);
+        true
     }
 }
 
