@@ -48,6 +48,33 @@ pub const GLOBAL_KEYS: [&str; 15] = [
     "drum_output",
 ];
 
+/// Checks a device name (the key of a parameter snapshot): a-z first, then
+/// a-z 0-9 _, at most 24 characters.
+pub(crate) fn valid_device_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 24
+}
+
+/// What a device name may be.
+pub(crate) fn device_name_rule() -> &'static str {
+    "a device name starts with a-z, then a-z, 0-9 or _, at most 24 characters (like microfreak)"
+}
+
+/// Checks one recorded parameter; the error says what is allowed.
+pub(crate) fn check_param(cc: i64, value: i64) -> Result<(), String> {
+    if !(0..=MAX_PARAM_CC as i64).contains(&cc) {
+        return Err(format!(
+            "the controller number is 0..={MAX_PARAM_CC} (120..=127 are channel mode messages, no parameters)"
+        ));
+    }
+    if !(0..=127).contains(&value) {
+        return Err("the value is 0..=127".into());
+    }
+    Ok(())
+}
+
 /// Zone names nobody may take: they would read as another key.
 const RESERVED: [&str; 2] = ["metronome", "preset"];
 
@@ -499,6 +526,21 @@ impl ZoneSettings {
         for (i, name) in ZONE_KEYS.iter().enumerate() {
             let v = text(&read_zone(self, i));
             write_zone(&mut copy, i, &v).map_err(|e| format!("{name} = {v}: {e}"))?;
+        }
+        if self.params.len() > MAX_PARAM_DEVICES {
+            return Err(format!(
+                "params: {} devices; a zone keeps at most {MAX_PARAM_DEVICES}",
+                self.params.len()
+            ));
+        }
+        for (device, values) in &self.params {
+            if !valid_device_name(device) {
+                return Err(format!("params.{device}: {}", device_name_rule()));
+            }
+            for (&cc, &value) in &values.0 {
+                check_param(cc as i64, value as i64)
+                    .map_err(|e| format!("params.{device}.{cc} = {value}: {e}"))?;
+            }
         }
         Ok(())
     }

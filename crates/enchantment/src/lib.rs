@@ -49,6 +49,14 @@
 //!   again finds its presets. A preset holds every zone key (not the name).
 //! * `low` above `high` (or `high` below `low`) is refused, not pushed along:
 //!   set the other end first.
+//! * A zone's `params` are parameter snapshots of synths, by device name
+//!   and controller number (`{"microfreak": {"23": 64}}`): recorded by a
+//!   device's imp with [`Enchantment::set_param`] (the enchanter's `param`
+//!   message), saved and recalled with the zone's presets, shown by `get`,
+//!   and never part of the bard's configuration (recording one sends the
+//!   bard nothing). They are not `set` keys: the knobs of the synth are
+//!   where they are changed. Any controller number 0..=119 is taken (the
+//!   device's imp knows its chart); 120..=127 are channel mode messages.
 //! * The vault JSON takes defaults for missing fields (older vaults load)
 //!   and ignores unknown ones (a vault from a newer build loads); values are
 //!   still checked as `set` checks them.
@@ -67,11 +75,12 @@ pub use derive::{DRUM_ZONE, METRONOME_ZONE};
 pub use error::EnchantError;
 pub use keys::{GLOBAL_KEYS, ZONE_KEYS};
 pub use model::{
-    DrumPattern, DrumVoice, Enchantment, Global, Zone, ZoneSettings, DEFAULT_STEPS, DRUM_NOTES,
-    DRUM_PATTERNS, DRUM_VOICES, MAX_ZONES, PRESETS, VERSION,
+    CcValues, DrumPattern, DrumVoice, Enchantment, Global, Zone, ZoneSettings, DEFAULT_STEPS,
+    DRUM_NOTES, DRUM_PATTERNS, DRUM_VOICES, MAX_PARAM_CC, MAX_PARAM_DEVICES, MAX_ZONES, PRESETS,
+    VERSION,
 };
 
-use keys::{text, valid_zone_name, KeyRef};
+use keys::{device_name_rule, text, valid_device_name, valid_zone_name, KeyRef};
 
 /// What an edit changed: the key in full and its value before and after
 /// (in the form `get` shows). `old == new` when the value was already so.
@@ -249,6 +258,59 @@ impl Enchantment {
             key: format!("{name}.preset.{n}"),
             old,
             new: serde_json::to_value(&self.zones[z].settings).expect("serializes"),
+        })
+    }
+
+    /// Records a device's parameter in the zone's snapshot (the zone by
+    /// name or number): controller `cc` 0..=119 of `device` (a name like
+    /// `microfreak`: a-z first, then a-z, 0-9, _) now has `value` 0..=127.
+    /// Any controller number in the range is taken: the device's imp knows
+    /// which of them are parameters. A zone keeps at most
+    /// [`MAX_PARAM_DEVICES`] devices. The bard's configuration does not
+    /// change; the key of the change is `ZONE.params.DEVICE.CC`.
+    pub fn set_param(
+        &mut self,
+        zone: &str,
+        device: &str,
+        cc: i64,
+        value: i64,
+    ) -> Result<Change, EnchantError> {
+        let z = self.zone_index(zone)?;
+        let device = device.trim().to_ascii_lowercase();
+        let name = &self.zones[z].name;
+        let bad = |key: String, problem: String| EnchantError::BadValue {
+            key,
+            value: value.to_string(),
+            problem,
+        };
+        if !valid_device_name(&device) {
+            return Err(bad(
+                format!("{name}.params.{device}"),
+                device_name_rule().into(),
+            ));
+        }
+        let key = format!("{name}.params.{device}.{cc}");
+        keys::check_param(cc, value).map_err(|e| bad(key.clone(), e))?;
+        let params = &mut self.zones[z].settings.params;
+        if !params.contains_key(&device) && params.len() >= MAX_PARAM_DEVICES {
+            return Err(bad(
+                key,
+                format!("a zone keeps the parameters of at most {MAX_PARAM_DEVICES} devices"),
+            ));
+        }
+        let old = params
+            .get(&device)
+            .and_then(|v| v.0.get(&(cc as u8)))
+            .map_or(Value::Null, |v| json!(v));
+        params
+            .entry(device)
+            .or_default()
+            .0
+            .insert(cc as u8, value as u8);
+        Ok(Change {
+            key,
+            old,
+            new: json!(value),
         })
     }
 

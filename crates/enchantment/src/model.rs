@@ -22,6 +22,13 @@ pub const DRUM_VOICES: [&str; 5] = ["kick", "snare", "hat", "open_hat", "clap"];
 pub const DRUM_NOTES: [u8; 5] = [36, 38, 42, 46, 39];
 /// Steps of a new drum pattern (a 4/4 bar of sixteenths).
 pub const DEFAULT_STEPS: u8 = 16;
+/// The highest controller number a device parameter may have: 120..=127
+/// are channel mode messages (all sound off, reset, local control, all
+/// notes off, omni, mono, poly), never a sound's parameter.
+pub const MAX_PARAM_CC: u8 = 119;
+/// Most devices with a parameter snapshot in one zone (a bound on what a
+/// misbehaving controller can make the vault hold).
+pub const MAX_PARAM_DEVICES: usize = 16;
 
 /// The enchanter's whole live configuration, as kept in the vault.
 ///
@@ -108,6 +115,42 @@ pub struct ZoneSettings {
     /// This zone's played notes go through the bard's drum map (also when
     /// the global `drum_mode` is on).
     pub drum_keys: Switch,
+    /// Parameter snapshots of synths, by device name (`microfreak`):
+    /// controller number → value, as the device's own knobs last sent them.
+    /// Recorded by the device's imp (the `param` message), saved and
+    /// recalled with the zone's presets, sent back to the device by its
+    /// imp. Never part of the bard's configuration.
+    pub params: BTreeMap<String, CcValues>,
+}
+
+/// One device's parameter values by controller number (0..=119), each
+/// 0..=127.
+///
+/// JSON: an object with the controller numbers as keys, in numeric order
+/// (`{"5": 0, "23": 64, "105": 10}`), so the vault diffs read well. Read
+/// back from string keys (JSON's only kind) also where serde buffers the
+/// zone (its settings are flattened into it), and checked by
+/// [`Enchantment::validate`](crate::Enchantment::validate).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct CcValues(pub BTreeMap<u8, u8>);
+
+impl<'de> Deserialize<'de> for CcValues {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Through string keys: a `u8` key cannot be read from the buffer
+        // serde keeps for a flattened struct.
+        let text: BTreeMap<String, u8> = BTreeMap::deserialize(d)?;
+        text.into_iter()
+            .map(|(k, v)| {
+                k.trim().parse::<u8>().map(|cc| (cc, v)).map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{k:?} is not a controller number (0..={MAX_PARAM_CC})"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(CcValues)
+    }
 }
 
 impl Default for ZoneSettings {
@@ -131,6 +174,7 @@ impl Default for ZoneSettings {
             arp_rate: ArpRate::default(),
             velocity: Velocity::Linear,
             drum_keys: Switch(false),
+            params: BTreeMap::new(),
         }
     }
 }

@@ -24,6 +24,7 @@
 //! | `{"cmd": "step", "pattern": 1, "voice": 1, "step": 5, "velocity": 100}` | a drum step |
 //! | `{"cmd": "get", "zone": "lower"}` | everything, or one zone (`impresario get`) |
 //! | `{"cmd": "preset", "action": "save"\|"recall", "number": 3, "zone": "lower"}` | presets 1–24 (the selected zone when `zone` is absent) |
+//! | `{"cmd": "param", "device": "microfreak", "cc": 23, "value": 64, "zone": "lower"}` | records a synth's parameter in the zone's snapshot (the selected zone when `zone` is absent); sends the bard nothing |
 //!
 //! After every change it publishes its whole state (what `get` shows) to
 //! its subscribers, so a controller can show it (LEDs, displays). It
@@ -269,6 +270,17 @@ impl Imp for Enchanter {
                     ))),
                 }
             }
+            "param" => {
+                let ex = r#"{"cmd": "param", "device": "microfreak", "cc": 23, "value": 64}"#;
+                let device = text_of(field(&message, "device", ex)?);
+                let cc = number(&message, "cc", ex)?;
+                let value = number(&message, "value", ex)?;
+                let zone = match message.get("zone").and_then(Value::as_str) {
+                    Some(z) => z.to_string(),
+                    None => self.live.selected().to_string(),
+                };
+                self.edit(|live| live.set_param(&zone, &device, cc, value))
+            }
             "notify" => {
                 if message["from"] == self.config.bard.as_str() && self.applied.is_some() {
                     let ours = serde_json::to_value(self.live.bard_config())?;
@@ -282,7 +294,7 @@ impl Imp for Enchanter {
                 Ok(json!({ "ok": true }))
             }
             other => Err(invalid(format!(
-                "the enchanter takes `set`, `adjust`, `step`, `get` and `preset` (the `cmd` field), not {other:?}"
+                "the enchanter takes `set`, `adjust`, `step`, `get`, `preset` and `param` (the `cmd` field), not {other:?}"
             ))),
         }
     }
