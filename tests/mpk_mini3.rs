@@ -162,6 +162,18 @@ fn wait_main(d: &Daemon, what: &str, pred: impl Fn(&Value) -> bool) {
     }
 }
 
+/// Ends a test: the daemon exits cleanly (closing its JACK client)
+/// before the device's client closes. A daemon killed while the device's
+/// client closes can leave `jack_client_close` waiting on the dummy
+/// server for good.
+fn stop_then_unplug(mut d: Daemon, mut dev: JackDevice) {
+    if d.child.is_some() {
+        assert!(d.stop().success());
+    }
+    drop(d);
+    dev.unplug();
+}
+
 fn cli_ok(d: &Daemon, args: &[&str]) {
     let out = d.cli(args);
     assert!(
@@ -277,6 +289,7 @@ fn the_program_is_pushed_keys_and_drum_pads_play_and_knobs_edit_the_enchanter() 
     let status = d.imp("mpk");
     assert_eq!(status["status"]["programs_sent"], 1, "{status:#}");
     assert_eq!(status["status"]["gestures"]["failed"], 0, "{status:#}");
+    stop_then_unplug(d, dev);
 }
 
 #[test]
@@ -369,4 +382,5 @@ fn chord_pads_play_the_scales_triads_and_end_what_they_started() {
         }
     }
     assert!(balance.values().all(|&b| b == 0), "{balance:?}");
+    stop_then_unplug(d, dev);
 }
