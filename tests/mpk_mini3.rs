@@ -333,6 +333,28 @@ fn chord_pads_play_the_scales_triads_and_end_what_they_started() {
         ],
     );
 
+    // A new build of the imp still plays A minor (the enchanter's state
+    // is carried over: it is not published again).
+    let lib = d.path("libs").join("libmpk_mini3.so");
+    let tmp = d.path("libs").join("libmpk_mini3.so.tmp");
+    std::fs::write(&tmp, another_build_of("mpk_mini3", 1)).unwrap();
+    std::fs::rename(&tmp, &lib).unwrap();
+    d.wait_for("the MPK respawned", |s| {
+        imp_of(s, "mpk")["reload_count"] == 1 && imp_of(s, "mpk")["state"] == "thawed"
+    });
+    dev.play("midi out", &[0x99, 36, 70]); // pad 1: A3 C4 E4
+    dev.play("midi out", &[0x89, 36, 0]);
+    let n = wait_seen(
+        &d,
+        n,
+        &[
+            "note-on ch1 A3 vel 70",
+            "note-on ch1 C4 vel 70",
+            "note-on ch1 E4 vel 70",
+            "note-off ch1 E4",
+        ],
+    );
+
     // Pad 5 held (E minor: E4 G4 B4) while the key changes to C: its
     // release ends E4 G4 B4, and the next press plays C minor's fifth
     // degree (G3 Bb3 D4: the tonic lies in octave 3).

@@ -215,10 +215,16 @@ impl Mpk {
 
 impl Imp for Mpk {
     type Config = Config;
-    type Frozen = ();
+    /// The enchanter's harmony: it publishes its state to a subscriber
+    /// once, when it first subscribes, so a new build carries it over.
+    type Frozen = Harmony;
     type Rt = MpkRt;
 
-    fn create(ctx: &CreateContext, config: Config, _: Option<()>) -> Result<Self, ImpError> {
+    fn create(
+        ctx: &CreateContext,
+        config: Config,
+        frozen: Option<Harmony>,
+    ) -> Result<Self, ImpError> {
         let program = config.program()?;
         Ok(Mpk {
             name: config
@@ -229,7 +235,7 @@ impl Imp for Mpk {
             config,
             messenger: ctx.messenger().clone(),
             ports: Vec::new(),
-            harmony: Harmony::default(),
+            harmony: frozen.unwrap_or_default(),
             to_rt: None,
             counters: Arc::new(Counters::default()),
         })
@@ -268,9 +274,10 @@ impl Imp for Mpk {
         }))
     }
 
-    fn freeze(&mut self) {
+    fn freeze(&mut self) -> Harmony {
         self.ports.clear();
         self.to_rt = None;
+        self.harmony
     }
 
     fn poll(&mut self) -> Result<Value, ImpError> {

@@ -37,8 +37,9 @@ pub enum PadMode {
 }
 
 /// The selected zone's harmony, as the pads need it (a plain value: it
-/// crosses to the engine thread through a ring).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// crosses to the engine thread through a ring, and to the next build of
+/// the imp as its frozen state).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub struct Harmony {
     /// The key's pitch class, 0 (C) ..= 11 (B).
     pub key: u8,
