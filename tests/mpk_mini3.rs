@@ -286,8 +286,11 @@ fn the_program_is_pushed_keys_and_drum_pads_play_and_knobs_edit_the_enchanter() 
     wait_main(&d, "preset 1 recalled after the restart", |z| {
         z["octave"] == 2 && z["semitone"] == -1
     });
-    let status = d.imp("mpk");
-    assert_eq!(status["status"]["programs_sent"], 1, "{status:#}");
+    // `status` counts the program sent by the imp now thawed.
+    let s = d.wait_for("the program counted in status", |s| {
+        imp_of(s, "mpk")["status"]["programs_sent"].as_u64() >= Some(1)
+    });
+    let status = imp_of(&s, "mpk");
     assert_eq!(status["status"]["gestures"]["failed"], 0, "{status:#}");
     stop_then_unplug(d, dev);
 }
