@@ -1,0 +1,4 @@
+//! Stamps the library with its build id (see `imp-build`).
+fn main() {
+    imp_build::stamp()
+}
