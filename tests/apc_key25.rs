@@ -266,7 +266,7 @@ fn the_mk2_edits_steps_zones_and_presets_and_its_leds_follow() {
     // A daemon restart: the preset is still there.
     assert!(d.stop().success());
     let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
-    let d = Daemon::start_in(dir, &[jack.env()]);
+    let mut d = Daemon::start_in(dir, &[jack.env()]);
     wait_thawed(&d);
     assert!(d.cli(&["set", "upper.semitone", "4"]).status.success());
     apc.play("control out", &[0x90, 0x62, 127]);
@@ -275,13 +275,15 @@ fn the_mk2_edits_steps_zones_and_presets_and_its_leds_follow() {
     wait_settings(&d, "preset 1 recalled after the restart", |s| {
         zone(s, "upper")["semitone"] == 0
     });
+    // The daemon stops cleanly before the device's client closes.
+    assert!(d.stop().success());
 }
 
 #[test]
 fn the_mk1_shows_tri_colour_leds_and_takes_absolute_knobs() {
     let jack = JackServer::start();
     let apc = plug(&jack);
-    let d = start(&jack, "mk1");
+    let mut d = start(&jack, "mk1");
     wait_thawed(&d);
     let leds = every_led(&apc, 0);
     assert_eq!(leds[&0], vec![0x90, 0, 1], "kick step 1: green");
@@ -296,4 +298,5 @@ fn the_mk1_shows_tri_colour_leds_and_takes_absolute_knobs() {
     let n = apc.received("control in").len();
     press(&apc, 8); // snare step 1
     wait_led(&apc, n, &[0x90, 8, 1]);
+    assert!(d.stop().success());
 }
