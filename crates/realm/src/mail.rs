@@ -171,7 +171,8 @@ pub(crate) fn forget(imp: &str) {
 }
 
 /// Takes every letter queued so far (moving RT letters in first).
-pub(crate) fn take() -> VecDeque<Letter> {
+/// Control thread (public for the benchmark).
+pub fn take() -> VecDeque<Letter> {
     WOKEN.store(false, Ordering::Release);
     drain_rt();
     std::mem::take(&mut postbox().queue)
@@ -221,8 +222,9 @@ static WAKER: Mutex<Option<mpsc::Sender<Message>>> = Mutex::new(None);
 static WOKEN: AtomicBool = AtomicBool::new(false);
 
 /// Reserves the engine-thread queue and starts the courier. Control
-/// thread, before any imp runs; later calls only replace the waker.
-pub(crate) fn install(waker: Option<mpsc::Sender<Message>>) {
+/// thread, before any imp runs; later calls only replace the waker
+/// (public for the benchmark).
+pub fn install(waker: Option<mpsc::Sender<Message>>) {
     *WAKER.lock().unwrap_or_else(|p| p.into_inner()) = waker;
     RT_QUEUE.get_or_init(|| {
         let (producer, consumer) = rtrb::RingBuffer::new(RT_QUEUE_CAPACITY);
@@ -238,8 +240,9 @@ pub(crate) fn install(waker: Option<mpsc::Sender<Message>>) {
     });
 }
 
-/// Posts from an RT part. Engine thread: no allocation, no lock, no wait.
-pub(crate) fn rt_post(from: &[u8], to: &[u8], body: &[u8]) -> u32 {
+/// Posts from an RT part (what the host table's `rt_send` does): returns
+/// a `MAIL_*` code. Engine thread: no allocation, no lock, no wait.
+pub fn rt_post(from: &[u8], to: &[u8], body: &[u8]) -> u32 {
     if from.len() > RT_MAIL_NAME_BYTES
         || to.len() > RT_MAIL_NAME_BYTES
         || body.len() > RT_MAIL_BYTES
