@@ -67,7 +67,7 @@ pub use abi::{
 };
 pub use error::{ErrorKind, ImpError};
 pub use host::HostAllocator;
-pub use mail::{MailError, Messenger, RtSender};
+pub use mail::{MailError, Messenger, RtOutbox, RtSender};
 pub use traits::{AudioOut, CreateContext, EventWriter, Imp, NoRt, RtPart};
 
 #[doc(hidden)]

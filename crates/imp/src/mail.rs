@@ -216,3 +216,112 @@ impl core::fmt::Write for StackText {
         Ok(())
     }
 }
+
+/// Messages an RT part keeps until [`RtSender`] takes them: a fixed ring
+/// of `N`, so queueing never allocates. A controller puts its gestures here
+/// and sends from the front while the realm's queue has room, so a full
+/// queue delays gestures, in order, instead of losing them. Engine thread.
+#[derive(Clone, Debug)]
+pub struct RtOutbox<T: Copy, const N: usize> {
+    slots: [Option<T>; N],
+    head: usize,
+    len: usize,
+}
+
+impl<T: Copy, const N: usize> Default for RtOutbox<T, N> {
+    fn default() -> Self {
+        RtOutbox {
+            slots: [None; N],
+            head: 0,
+            len: 0,
+        }
+    }
+}
+
+impl<T: Copy, const N: usize> RtOutbox<T, N> {
+    /// Queues `item` last; false (nothing queued) when the outbox is full.
+    pub fn push(&mut self, item: T) -> bool {
+        if self.len == N {
+            return false;
+        }
+        self.slots[(self.head + self.len) % N] = Some(item);
+        self.len += 1;
+        true
+    }
+
+    /// Queues `item` last, dropping the oldest when the outbox is full;
+    /// true when one was dropped.
+    pub fn push_dropping_oldest(&mut self, item: T) -> bool {
+        let full = self.len == N;
+        if full {
+            self.pop();
+        }
+        self.push(item);
+        full
+    }
+
+    /// The oldest item.
+    pub fn front(&self) -> Option<T> {
+        if self.len == 0 {
+            None
+        } else {
+            self.slots[self.head]
+        }
+    }
+
+    /// The newest item, to change in place (e.g. to add up two turns of a knob).
+    pub fn back_mut(&mut self) -> Option<&mut T> {
+        if self.len == 0 {
+            return None;
+        }
+        self.slots[(self.head + self.len - 1) % N].as_mut()
+    }
+
+    /// Removes the oldest item.
+    pub fn pop(&mut self) {
+        if self.len > 0 {
+            self.slots[self.head] = None;
+            self.head = (self.head + 1) % N;
+            self.len -= 1;
+        }
+    }
+
+    /// Items waiting.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The waiting items, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        (0..self.len).filter_map(|i| self.slots[(self.head + i) % N])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RtOutbox;
+
+    #[test]
+    fn the_outbox_keeps_order_refuses_or_drops_the_oldest_when_full() {
+        let mut o: RtOutbox<u8, 3> = RtOutbox::default();
+        assert!(o.push(1) && o.push(2) && o.push(3));
+        assert!(!o.push(4), "full: refused");
+        assert_eq!(o.iter().collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert!(o.push_dropping_oldest(4), "full: the oldest goes");
+        assert_eq!(o.front(), Some(2));
+        *o.back_mut().unwrap() += 10;
+        o.pop();
+        assert_eq!(o.iter().collect::<Vec<_>>(), vec![3, 14]);
+        assert!(!o.push_dropping_oldest(5));
+        assert_eq!(o.len(), 3);
+        o.pop();
+        o.pop();
+        o.pop();
+        assert!(o.is_empty() && o.front().is_none() && o.back_mut().is_none());
+    }
+}

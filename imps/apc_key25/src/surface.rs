@@ -178,8 +178,7 @@ pub struct Surface {
     sent: [Option<(u8, u8)>; 128],
     /// The running step shown (while playing).
     running: Option<u8>,
-    pending: [Option<Gesture>; PENDING],
-    pending_len: usize,
+    pending: imp::RtOutbox<Gesture, PENDING>,
     /// Gestures lost to a full queue.
     pub lost: u64,
 }
@@ -209,8 +208,7 @@ impl Surface {
             held: [None; 128],
             sent: [None; 128],
             running: None,
-            pending: [None; PENDING],
-            pending_len: 0,
+            pending: imp::RtOutbox::default(),
             lost: 0,
         }
     }
@@ -228,27 +226,19 @@ impl Surface {
     }
 
     fn push(&mut self, g: Gesture) {
-        if self.pending_len == PENDING {
-            self.pending.rotate_left(1);
-            self.pending_len -= 1;
+        if self.pending.push_dropping_oldest(g) {
             self.lost += 1;
         }
-        self.pending[self.pending_len] = Some(g);
-        self.pending_len += 1;
     }
 
     /// The oldest gesture not sent yet.
     pub fn next_gesture(&self) -> Option<Gesture> {
-        self.pending[..self.pending_len].first().copied().flatten()
+        self.pending.front()
     }
 
     /// The oldest gesture went out.
     pub fn sent_gesture(&mut self) {
-        if self.pending_len > 0 {
-            self.pending.rotate_left(1);
-            self.pending_len -= 1;
-            self.pending[PENDING - 1] = None;
-        }
+        self.pending.pop();
     }
 
     /// One event from the device. `keys`: it came from the keys port.

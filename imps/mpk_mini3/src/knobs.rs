@@ -35,22 +35,11 @@ pub const PENDING: usize = 32;
 
 /// Knob turns waiting for the enchanter, oldest first. Turns of the same
 /// knob in a row add up into one gesture.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Turns {
-    pending: [(u8, i32); PENDING],
-    len: usize,
+    pending: imp::RtOutbox<(u8, i32), PENDING>,
     /// Turns dropped because the queue was full.
     pub lost: u64,
-}
-
-impl Default for Turns {
-    fn default() -> Self {
-        Turns {
-            pending: [(0, 0); PENDING],
-            len: 0,
-            lost: 0,
-        }
-    }
 }
 
 impl Turns {
@@ -59,44 +48,35 @@ impl Turns {
         if delta == 0 || knob >= KNOBS {
             return;
         }
-        if let Some(last) = self.pending[..self.len].last_mut() {
+        if let Some(last) = self.pending.back_mut() {
             if last.0 as usize == knob {
                 last.1 = last.1.saturating_add(delta);
                 return;
             }
         }
-        if self.len == PENDING {
-            self.pending.rotate_left(1);
-            self.len -= 1;
+        if self.pending.push_dropping_oldest((knob as u8, delta)) {
             self.lost += 1;
         }
-        self.pending[self.len] = (knob as u8, delta);
-        self.len += 1;
     }
 
     /// The oldest turn not sent yet: (knob, delta).
     pub fn next(&self) -> Option<(usize, i32)> {
-        self.pending[..self.len]
-            .first()
-            .map(|&(k, d)| (k as usize, d))
+        self.pending.front().map(|(k, d)| (k as usize, d))
     }
 
     /// The oldest turn went out.
     pub fn sent(&mut self) {
-        if self.len > 0 {
-            self.pending.rotate_left(1);
-            self.len -= 1;
-        }
+        self.pending.pop();
     }
 
     /// Turns waiting.
     pub fn len(&self) -> usize {
-        self.len
+        self.pending.len()
     }
 
     /// Nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.pending.is_empty()
     }
 }
 

@@ -142,66 +142,11 @@ impl Msg {
 /// Messages waiting for the realm's engine-thread queue: a fixed ring, so
 /// queueing never allocates. A gesture that does not fit is counted, never
 /// dropped silently.
-#[derive(Clone, Debug)]
-pub struct Outbox {
-    slots: [Msg; OUTBOX],
-    head: usize,
-    len: usize,
-}
+pub type Outbox = imp::RtOutbox<Msg, OUTBOX>;
 
 /// Messages the outbox holds: far more than a performer taps between two
 /// blocks, and the realm's queue (256) is drained every few milliseconds.
 pub const OUTBOX: usize = 128;
-
-impl Default for Outbox {
-    fn default() -> Self {
-        Outbox {
-            slots: [Msg::Save(0); OUTBOX],
-            head: 0,
-            len: 0,
-        }
-    }
-}
-
-impl Outbox {
-    /// Queues `m`; false when the outbox is full (the caller counts it).
-    pub fn push(&mut self, m: Msg) -> bool {
-        if self.len == OUTBOX {
-            return false;
-        }
-        self.slots[(self.head + self.len) % OUTBOX] = m;
-        self.len += 1;
-        true
-    }
-
-    /// The oldest message.
-    pub fn front(&self) -> Option<Msg> {
-        (self.len > 0).then(|| self.slots[self.head])
-    }
-
-    /// Removes the oldest message.
-    pub fn pop(&mut self) {
-        if self.len > 0 {
-            self.head = (self.head + 1) % OUTBOX;
-            self.len -= 1;
-        }
-    }
-
-    /// Messages waiting.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The waiting messages, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = Msg> + '_ {
-        (0..self.len).map(|i| self.slots[(self.head + i) % OUTBOX])
-    }
-}
 
 #[cfg(test)]
 mod tests {
