@@ -228,13 +228,22 @@ fn the_mk2_edits_steps_zones_and_presets_and_its_leds_follow() {
         .map(|(t, b)| (*t, b[1] - 32))
         .collect();
     assert!(lit.len() >= 4, "{lit:?}");
+    // A sixteenth apart, within a sample. The dummy JACK driver has the odd
+    // xrun under load: the engine then runs a period (128 frames) more
+    // behind JACK's frame count, so a step may show a period or two longer;
+    // most steps are exact.
+    let mut exact = 0;
     for w in lit.windows(2).skip(1) {
         assert_eq!((w[0].1 + 1) % 8, w[1].1, "column by column: {lit:?}");
+        let step = w[1].0.abs_diff(w[0].0);
+        let xruns = step.saturating_sub(6000 - 1) / 128;
         assert!(
-            w[1].0.abs_diff(w[0].0 + 6000) <= 1,
+            xruns <= 2 && step.abs_diff(6000 + 128 * xruns) <= 1,
             "a sixteenth apart: {lit:?}"
         );
+        exact += usize::from(xruns == 0);
     }
+    assert!(exact * 2 >= lit.len() - 2, "a sixteenth apart: {lit:?}");
     press(&apc, 0x51); // Stop All Clips
     wait_settings(&d, "drums stopped", |s| s["global"]["drums"] == "off");
 
